@@ -1,0 +1,61 @@
+// Microbenchmarks of the pure core: both Fibonacci algorithms, framing and
+// replying to typical and pipelined input.
+#include <cstring>
+#include <string>
+
+#include <benchmark/benchmark.h>
+
+#include "fib_server/fib.h"
+#include "fib_server/line_framer.h"
+#include "fib_server/request_handler.h"
+
+namespace {
+
+void BM_FibRecursive(benchmark::State& state) {
+  const auto n = static_cast<unsigned>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(fib::fib_recursive(n));
+}
+BENCHMARK(BM_FibRecursive)->Arg(1)->Arg(20)->Arg(30)->Unit(benchmark::kMicrosecond);
+
+void BM_FibIterative(benchmark::State& state) {
+  const auto n = static_cast<unsigned>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(fib::fib_iterative(n));
+}
+BENCHMARK(BM_FibIterative)->Arg(1)->Arg(30)->Arg(93);
+
+// Frames `input` as one read and replies to every line, as a connection does.
+void frame_and_reply(benchmark::State& state, const std::string& input) {
+  const fib::RequestHandler handler(fib::Algorithm::iterative, fib::kMaxIndex);
+  fib::ReplyBuffer replies;
+  std::int64_t lines = 0;
+  for (auto _ : state) {
+    fib::LineFramer framer;
+    const auto space = framer.free_space();
+    std::memcpy(space.data(), input.data(), input.size());
+    framer.commit(input.size());
+    while (const auto line = framer.next_line()) {
+      if (replies.nearly_full()) replies.clear();
+      handler.reply(*line, replies);
+      ++lines;
+    }
+    benchmark::DoNotOptimize(replies.view().data());
+  }
+  state.SetItemsProcessed(lines);
+}
+
+void BM_FrameAndReplyOne(benchmark::State& state) { frame_and_reply(state, "1\n"); }
+BENCHMARK(BM_FrameAndReplyOne);
+
+void BM_FrameAndReplyPipelined(benchmark::State& state) {
+  std::string input;
+  for (int i = 0; i < 400; ++i) input += std::to_string(i % 94) + "\n";  // about 1.1 KiB
+  frame_and_reply(state, input);
+}
+BENCHMARK(BM_FrameAndReplyPipelined);
+
+void BM_ReplyError(benchmark::State& state) { frame_and_reply(state, "hello\n"); }
+BENCHMARK(BM_ReplyError);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,33 @@
+// Fibonacci numbers, the work each request asks for. Pure: no I/O, no state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace fib {
+
+// F(0) = 0, F(1) = F(2) = 1.
+enum class Algorithm {
+  recursive,  // the naive doubly recursive definition: deliberately CPU-bound
+  iterative,  // a loop: microseconds for any n that fits 64 bits
+};
+
+// The largest n whose F(n) fits in 64 bits: F(93) = 12200160415121876738.
+inline constexpr unsigned kMaxIndex = 93;
+// The default cap under the recursive algorithm: F(45) costs a few seconds of
+// CPU, so no single request can pin a core for long.
+inline constexpr unsigned kDefaultMaxRecursive = 45;
+
+// Same recursion as the Go and Python servers (base case n <= 2), so the
+// number of calls, and so the CPU cost of a request, is the same.
+std::uint64_t fib_recursive(unsigned n);
+// Exact for every n <= kMaxIndex.
+std::uint64_t fib_iterative(unsigned n);
+std::uint64_t fib(Algorithm algorithm, unsigned n);
+
+unsigned default_max_n(Algorithm algorithm);
+std::string_view to_string(Algorithm algorithm);
+std::optional<Algorithm> algorithm_from_string(std::string_view name);
+
+}  // namespace fib

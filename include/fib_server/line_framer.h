@@ -1,0 +1,51 @@
+// Splits a byte stream into request lines. Pure: bytes in, lines out.
+//
+// The framer owns a fixed buffer, so a connection's memory stays bounded
+// whatever a client sends, and the steady state allocates nothing. Not
+// thread-safe: one framer belongs to one connection.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace fib {
+
+class LineFramer {
+ public:
+  // The longest line accepted, without its '\n'. A request is one number, so
+  // anything near this long is not a request.
+  static constexpr std::size_t kMaxLineBytes = 4095;
+
+  // Where the next receive should write. Moves any partial line to the front
+  // first, so views returned earlier are invalidated. Empty only when a
+  // partial line already fills the buffer: see line_too_long().
+  std::span<char> free_space();
+  // Marks the first n bytes of free_space() as received.
+  void commit(std::size_t n);
+
+  // The next complete line, without its "\n" or "\r\n". Empty lines are
+  // skipped. nullopt when only a partial line (or nothing) is left. The view
+  // stays valid until the next free_space().
+  std::optional<std::string_view> next_line();
+
+  // Bytes received after the last complete line.
+  bool has_partial() const { return begin_ != end_; }
+  // Takes the partial line as one whole request, for when the client has
+  // sent all it is going to send for now (a trailing '\r' is dropped). May be
+  // empty or blank; the caller decides what that means.
+  std::string_view take_partial();
+
+  // True when a line has grown past kMaxLineBytes without a '\n'.
+  bool line_too_long() const { return end_ - begin_ > kMaxLineBytes; }
+
+ private:
+  std::array<char, kMaxLineBytes + 1> buffer_{};
+  std::size_t begin_ = 0;  // first byte not yet returned as a line
+  std::size_t end_ = 0;    // one past the last byte received
+  std::size_t scan_ = 0;   // bytes before this hold no '\n'
+};
+
+}  // namespace fib

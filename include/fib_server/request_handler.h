@@ -1,0 +1,70 @@
+// Turns one request line into its reply. Pure: text in, text out.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "fib_server/fib.h"
+
+namespace fib {
+
+// What a request line holds. Parsing is strict: one plain decimal number,
+// optionally surrounded by spaces or tabs, leading zeros allowed.
+struct Request {
+  enum class Kind {
+    number,        // n holds the index asked for
+    blank,         // only spaces or tabs: ignored, like an empty line
+    not_a_number,  // letters, inner spaces, a '+' sign, ...
+    negative,      // a '-' followed by digits
+    too_large,     // digits, but above the cap (or beyond 64 bits)
+  };
+  Kind kind;
+  std::uint64_t n = 0;
+};
+
+Request parse_request(std::string_view line, unsigned max_n);
+
+// A fixed buffer of replies waiting to be sent. No allocation.
+class ReplyBuffer {
+ public:
+  // The longest single reply: an error line quoting a cut-short request (at most ~200 bytes).
+  static constexpr std::size_t kMaxReplyBytes = 256;
+
+  std::string_view view() const { return {data_.data(), size_}; }
+  bool empty() const { return size_ == 0; }
+  // True when one more reply might not fit: send and clear first.
+  bool nearly_full() const { return data_.size() - size_ < kMaxReplyBytes; }
+  void clear() { size_ = 0; }
+  void append(std::string_view text);
+  std::span<char> space() { return {data_.data() + size_, data_.size() - size_}; }
+  void commit(std::size_t n) { size_ += n; }
+
+ private:
+  std::array<char, 4096> data_{};
+  std::size_t size_ = 0;
+};
+
+// Stateless and thread-safe: one handler serves every connection.
+class RequestHandler {
+ public:
+  RequestHandler(Algorithm algorithm, unsigned max_n);
+
+  // Appends the reply to `line` to `out`: "F(n)\n", or one line starting
+  // "error: " that says what was wrong and what is accepted. Returns false,
+  // appending nothing, for a blank line. `out` must not be nearly_full().
+  bool reply(std::string_view line, ReplyBuffer& out) const;
+  // The error line for a line longer than LineFramer::kMaxLineBytes.
+  void reply_line_too_long(ReplyBuffer& out) const;
+
+  Algorithm algorithm() const { return algorithm_; }
+  unsigned max_n() const { return max_n_; }
+
+ private:
+  Algorithm algorithm_;
+  unsigned max_n_;
+};
+
+}  // namespace fib

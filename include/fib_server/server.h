@@ -1,0 +1,80 @@
+// The server: an accept loop that hands each connection to a thread of its
+// own (or, in sequential mode, serves it before accepting the next), and a
+// registry of live connections so that a stop can close them and join every
+// thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fib_server/fib.h"
+#include "fib_server/request_handler.h"
+#include "fib_server/socket.h"
+
+namespace fib {
+
+enum class Mode {
+  thread,      // one std::thread per connection, as the Go server has one goroutine
+  sequential,  // one connection at a time, in the accept loop: the synchronous server
+};
+
+struct ServerConfig {
+  std::string address = "127.0.0.1:25000";
+  Mode mode = Mode::thread;
+  Algorithm algorithm = Algorithm::recursive;
+  unsigned max_n = 0;  // 0: fib::default_max_n(algorithm)
+  // How long a stop waits for requests in flight before closing connections.
+  std::chrono::milliseconds shutdown_timeout{10'000};
+};
+
+class Server {
+ public:
+  // Binds and listens at once; throws std::invalid_argument for a malformed
+  // address and std::system_error when it cannot listen.
+  explicit Server(const ServerConfig& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The address actually bound, with the real port when port 0 was asked for.
+  const Endpoint& local_endpoint() const { return local_; }
+
+  // Accepts and serves until stop(); then stops accepting, lets requests in
+  // flight finish (up to shutdown_timeout), closes the connections and joins
+  // every thread before returning. Call once.
+  void run();
+
+  // Thread-safe and idempotent; may be called before or during run(). Not
+  // async-signal-safe: call it from a thread, not a signal handler.
+  void stop();
+
+ private:
+  struct Live {
+    int fd;
+    std::thread thread;
+  };
+
+  void serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self);
+  void join_finished();
+  void drain();
+
+  ServerConfig config_;
+  RequestHandler handler_;
+  Endpoint local_;
+  Fd listener_;
+  Fd wakeup_;  // eventfd: stop() writes it to wake the accept loop
+
+  std::mutex mutex_;  // guards everything below; taken per connection, never per request
+  std::condition_variable all_closed_;
+  bool stopping_ = false;
+  std::list<Live> live_;
+  std::vector<std::thread> finished_;  // ended threads waiting to be joined
+};
+
+}  // namespace fib

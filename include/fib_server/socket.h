@@ -1,0 +1,76 @@
+// The thin socket layer: a move-only descriptor and the few calls the server
+// and the load generator make. Failures that end an operation are thrown as
+// std::system_error naming the call and the address; per-connection I/O
+// returns a status instead, so one client's failure never escapes its thread.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "fib_server/address.h"
+
+namespace fib {
+
+// Owns one file descriptor; closes it once. Move-only.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release();
+  void reset();
+
+ private:
+  int fd_ = -1;
+};
+
+// A socket address and its printable form ("127.0.0.1:25000", "[::1]:25000").
+struct Endpoint {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  std::string to_string() const;
+  std::uint16_t port() const;
+};
+
+// Binds and listens on the first address `where` resolves to that works.
+// ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6).
+// Throws std::system_error: "cannot listen on 127.0.0.1:25000: bind: Address
+// already in use".
+Fd listen_tcp(const HostPort& where, Endpoint* bound);
+
+// Connects to the first address `where` resolves to that answers. Throws
+// std::system_error naming the address and the reason.
+Fd connect_tcp(const HostPort& where);
+
+// accept4 with close-on-exec; retries EINTR. Returns an empty Fd and leaves
+// errno set when nothing was accepted.
+Fd accept_connection(int listen_fd, Endpoint* peer);
+
+// Receives at most buffer.size() bytes; retries EINTR. Returns the count, 0
+// at end of stream, -1 on error (errno set).
+std::ptrdiff_t receive_some(int fd, std::span<char> buffer);
+// Sends every byte, looping over partial sends and EINTR. Never raises
+// SIGPIPE. Returns false when the peer is gone or the send failed.
+bool send_all(int fd, std::string_view data);
+
+// Bytes received and not yet read.
+std::size_t bytes_waiting(int fd);
+// Turns off Nagle's algorithm: every reply is a small write the client waits for.
+void set_no_delay(int fd);
+// Makes a blocked receive on `fd` return with a timeout error after `timeout`.
+void set_receive_timeout(int fd, std::chrono::milliseconds timeout);
+
+}  // namespace fib

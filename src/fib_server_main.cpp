@@ -1,0 +1,88 @@
+// fib_server: parses the command line, sets up logging, hands the config to
+// the library.
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "fib_server/address.h"
+#include "fib_server/server.h"
+#include "fib_server/stop_signals.h"
+
+int main(int argc, char** argv) {
+  fib::ServerConfig config;
+  std::string log_level = "info";
+  std::string mode = "thread";
+  std::string algorithm = "recursive";
+  double shutdown_timeout_s = 10.0;
+
+  CLI::App app{
+      "Thread-per-connection TCP Fibonacci server. Send a number n and a newline;\n"
+      "the answer is fib(n) and a newline, or a line starting \"error: \"."};
+  app.set_version_flag("--version", "fib_server " FIB_SERVER_VERSION);
+  app.add_option("address", config.address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        try {
+          fib::parse_host_port(text);
+          return std::string();
+        } catch (const std::invalid_argument& e) {
+          return std::string(e.what());
+        }
+      });
+  app.add_option("--mode", mode, "thread: one thread per connection; sequential: one connection at a time")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"thread", "sequential"}));
+  app.add_option("--algorithm", algorithm,
+                 "recursive: the naive doubly recursive fib, deliberately CPU-bound; iterative: a loop")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"recursive", "iterative"}));
+  app.add_option("--max-n", config.max_n,
+                 fmt::format("largest n answered; larger ones get an error line (default {} with recursive, {} with "
+                             "iterative; at most {})",
+                             fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxIndex))
+      ->check(CLI::Range(1u, fib::kMaxIndex));
+  app.add_option("--shutdown-timeout", shutdown_timeout_s,
+                 "seconds a stop waits for requests in flight before closing their connections")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : 2;
+  }
+  config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
+  config.algorithm = *fib::algorithm_from_string(algorithm);
+  config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));
+
+  auto logger = spdlog::stderr_color_mt("fib_server");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(spdlog::level::from_str(log_level));
+  spdlog::set_default_logger(logger);
+
+  // A peer that has gone away must not kill the process; sends also pass MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    fib::Server server(config);
+    fib::StopSignals signals([&server](int signal) {
+      spdlog::info("{} received: finishing requests in flight, then exiting", strsignal(signal));
+      server.stop();
+    });
+    server.run();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,50 @@
+#include "fib_server/line_framer.h"
+
+#include <cstring>
+
+namespace fib {
+
+namespace {
+
+std::string_view drop_cr(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+}  // namespace
+
+std::span<char> LineFramer::free_space() {
+  if (begin_ != 0) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    scan_ -= begin_;
+    begin_ = 0;
+  }
+  return {buffer_.data() + end_, buffer_.size() - end_};
+}
+
+void LineFramer::commit(std::size_t n) { end_ += n; }
+
+std::optional<std::string_view> LineFramer::next_line() {
+  while (scan_ < end_) {
+    const void* found = std::memchr(buffer_.data() + scan_, '\n', end_ - scan_);
+    if (found == nullptr) {
+      scan_ = end_;
+      break;
+    }
+    const std::size_t newline = static_cast<const char*>(found) - buffer_.data();
+    const std::string_view line =
+        drop_cr({buffer_.data() + begin_, newline - begin_});
+    begin_ = scan_ = newline + 1;
+    if (!line.empty()) return line;
+  }
+  return std::nullopt;
+}
+
+std::string_view LineFramer::take_partial() {
+  const std::string_view rest{buffer_.data() + begin_, end_ - begin_};
+  begin_ = scan_ = end_;
+  return drop_cr(rest);
+}
+
+}  // namespace fib

@@ -1,0 +1,112 @@
+#include "fib_server/request_handler.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "fib_server/line_framer.h"
+
+namespace fib {
+
+namespace {
+
+constexpr std::size_t kQuotedBytes = 20;  // how much of a bad request an error quotes
+
+std::string_view trim(std::string_view s) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Formats into the buffer's free space; the caller guarantees room for
+// kMaxReplyBytes, and format_to_n truncates rather than overflow.
+template <typename... Args>
+void append_format(ReplyBuffer& out, fmt::format_string<Args...> format, Args&&... args) {
+  const std::span<char> space = out.space();
+  const auto result = fmt::format_to_n(space.data(), std::min(space.size(), ReplyBuffer::kMaxReplyBytes),
+                                       format, std::forward<Args>(args)...);
+  out.commit(std::min<std::size_t>(result.size, std::min(space.size(), ReplyBuffer::kMaxReplyBytes)));
+}
+
+// The offending request, quoted and escaped, cut short if long.
+struct Quoted {
+  std::string_view text;
+};
+
+}  // namespace
+
+}  // namespace fib
+
+template <>
+struct fmt::formatter<fib::Quoted> : fmt::formatter<std::string_view> {
+  auto format(const fib::Quoted& q, format_context& ctx) const -> decltype(ctx.out()) {
+    const bool cut = q.text.size() > fib::kQuotedBytes;
+    return fmt::format_to(ctx.out(), "{:?}{}", q.text.substr(0, fib::kQuotedBytes), cut ? "..." : "");
+  }
+};
+
+namespace fib {
+
+Request parse_request(std::string_view line, unsigned max_n) {
+  const std::string_view s = trim(line);
+  if (s.empty()) return {Request::Kind::blank};
+  if (s.front() == '-' && all_digits(s.substr(1))) return {Request::Kind::negative};
+  if (!all_digits(s)) return {Request::Kind::not_a_number};
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec == std::errc::result_out_of_range || n > max_n) return {Request::Kind::too_large, n};
+  return {Request::Kind::number, n};
+}
+
+void ReplyBuffer::append(std::string_view text) {
+  const std::size_t n = std::min(text.size(), data_.size() - size_);
+  std::memcpy(data_.data() + size_, text.data(), n);
+  size_ += n;
+}
+
+RequestHandler::RequestHandler(Algorithm algorithm, unsigned max_n)
+    : algorithm_(algorithm), max_n_(std::min(max_n, kMaxIndex)) {}
+
+bool RequestHandler::reply(std::string_view line, ReplyBuffer& out) const {
+  const Request request = parse_request(line, max_n_);
+  const Quoted quoted{trim(line)};
+  switch (request.kind) {
+    case Request::Kind::blank:
+      return false;
+    case Request::Kind::number: {
+      const std::span<char> space = out.space();
+      const auto [end, ec] = std::to_chars(space.data(), space.data() + space.size(),
+                                           fib(algorithm_, static_cast<unsigned>(request.n)));
+      *end = '\n';
+      out.commit(end + 1 - space.data());
+      return true;
+    }
+    case Request::Kind::not_a_number:
+      append_format(out, "error: {} is not a number; send one whole number from 0 to {} per line\n",
+                    quoted, max_n_);
+      return true;
+    case Request::Kind::negative:
+      append_format(out, "error: {} is negative; send one whole number from 0 to {} per line\n",
+                    quoted, max_n_);
+      return true;
+    case Request::Kind::too_large:
+      append_format(out, "error: {} is too large; the largest n this server accepts is {}\n",
+                    quoted, max_n_);
+      return true;
+  }
+  return false;
+}
+
+void RequestHandler::reply_line_too_long(ReplyBuffer& out) const {
+  append_format(out, "error: line longer than {} bytes; send one whole number from 0 to {} per line\n",
+                LineFramer::kMaxLineBytes, max_n_);
+}
+
+}  // namespace fib

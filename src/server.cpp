@@ -1,0 +1,160 @@
+#include "fib_server/server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "fib_server/address.h"
+#include "fib_server/connection.h"
+
+namespace fib {
+
+namespace {
+
+// Out of descriptors or memory, accept fails again at once: wait, doubling
+// the pause up to a limit, as Go's net/http does, instead of spinning.
+constexpr std::chrono::milliseconds kAcceptBackoffFirst{5};
+constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
+
+bool is_resource_shortage(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+std::string_view to_string(Mode mode) { return mode == Mode::thread ? "thread" : "sequential"; }
+
+}  // namespace
+
+Server::Server(const ServerConfig& config)
+    : config_(config),
+      handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)) {
+  listener_ = listen_tcp(parse_host_port(config.address), &local_);
+  wakeup_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wakeup_) throw std::system_error(errno, std::generic_category(), "eventfd");
+  spdlog::info("listening on {} ({} mode, {} fib, n up to {})", local_.to_string(), to_string(config_.mode),
+               fib::to_string(handler_.algorithm()), handler_.max_n());
+}
+
+Server::~Server() {
+  stop();
+  drain();
+}
+
+void Server::run() {
+  pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {wakeup_.get(), POLLIN, 0}};
+  std::chrono::milliseconds backoff{0};
+  for (;;) {
+    join_finished();
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "poll");
+    }
+    if (fds[1].revents != 0) break;
+
+    Endpoint peer;
+    Fd fd = accept_connection(listener_.get(), &peer);
+    if (!fd) {
+      const int error = errno;
+      if (is_resource_shortage(error)) {
+        if (backoff.count() == 0) spdlog::warn("accept: {}; pausing accepts until resources free up",
+                                               std::generic_category().message(error));
+        backoff = std::clamp(backoff * 2, kAcceptBackoffFirst, kAcceptBackoffMax);
+        ::poll(&fds[1], 1, static_cast<int>(backoff.count()));  // a stop cuts the pause short
+      } else {
+        // ECONNABORTED and the like: that client is gone, the next one is not.
+        spdlog::debug("accept: {}", std::generic_category().message(error));
+      }
+      continue;
+    }
+    backoff = std::chrono::milliseconds{0};
+
+    std::unique_lock lock(mutex_);
+    const auto self = live_.insert(live_.end(), Live{fd.get(), {}});
+    if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
+    if (config_.mode == Mode::sequential) {
+      lock.unlock();
+      serve(std::move(fd), peer, self);
+      continue;
+    }
+    try {
+      // The thread takes the descriptor only once it exists, so that on
+      // failure it is still ours to answer and close.
+      self->thread = std::thread([this, raw = fd.get(), peer, self] { serve(Fd(raw), peer, self); });
+      fd.release();
+    } catch (const std::system_error& e) {
+      live_.erase(self);
+      lock.unlock();
+      spdlog::warn("cannot start a thread for {}: {}", peer.to_string(), e.what());
+      send_all(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    listener_.reset();  // stop accepting: new clients are refused from here on
+  }
+  drain();
+}
+
+void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) {
+  const std::string name = peer.to_string();
+  spdlog::info("connection from {} opened", name);
+  ConnectionResult result;
+  try {
+    set_no_delay(fd.get());
+    result = serve_connection(fd.get(), handler_);
+  } catch (const std::exception& e) {
+    spdlog::warn("connection from {}: {}", name, e.what());
+  }
+  const char* why = result.line_too_long ? " (line too long)" : "";
+  if (result.error != 0) {
+    spdlog::info("connection from {} closed after {} requests ({}){}", name, result.requests,
+                 std::generic_category().message(result.error), why);
+  } else {
+    spdlog::info("connection from {} closed after {} requests{}", name, result.requests, why);
+  }
+
+  std::lock_guard lock(mutex_);
+  fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
+  if (self->thread.joinable()) finished_.push_back(std::move(self->thread));
+  live_.erase(self);
+  if (live_.empty()) all_closed_.notify_all();
+}
+
+void Server::stop() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  stopping_ = true;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = ::write(wakeup_.get(), &one, sizeof one);
+  // Idle connections see end of stream at once; busy ones after their
+  // current requests are answered.
+  for (const Live& live : live_) ::shutdown(live.fd, SHUT_RD);
+}
+
+void Server::drain() {
+  std::unique_lock lock(mutex_);
+  if (!all_closed_.wait_for(lock, config_.shutdown_timeout, [this] { return live_.empty(); })) {
+    spdlog::warn("{} connections still busy after {} ms; closing them", live_.size(),
+                 config_.shutdown_timeout.count());
+    for (const Live& live : live_) ::shutdown(live.fd, SHUT_RDWR);
+    all_closed_.wait(lock, [this] { return live_.empty(); });
+  }
+  lock.unlock();
+  join_finished();
+}
+
+void Server::join_finished() {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard lock(mutex_);
+    done.swap(finished_);
+  }
+  for (std::thread& t : done) t.join();
+}
+
+}  // namespace fib

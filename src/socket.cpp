@@ -1,0 +1,217 @@
+#include "fib_server/socket.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace fib {
+
+namespace {
+
+constexpr int kListenBacklog = 4096;
+
+[[noreturn]] void throw_errno(int error, std::string_view what) {
+  throw std::system_error(error, std::generic_category(), std::string(what));
+}
+
+struct AddrInfoDeleter {
+  void operator()(addrinfo* list) const { freeaddrinfo(list); }
+};
+
+// Resolves `where`; an empty host means every interface when listening.
+std::vector<Endpoint> resolve(const HostPort& where, bool passive, std::string_view action) {
+  std::vector<Endpoint> endpoints;
+  if (where.host.empty() && passive) {
+    // Dual-stack "::" first (it takes IPv4 too), then 0.0.0.0 for hosts without IPv6.
+    Endpoint v6;
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&v6.storage);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_addr = in6addr_any;
+    a6->sin6_port = htons(where.port);
+    v6.length = sizeof(sockaddr_in6);
+    Endpoint v4;
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&v4.storage);
+    a4->sin_family = AF_INET;
+    a4->sin_addr.s_addr = htonl(INADDR_ANY);
+    a4->sin_port = htons(where.port);
+    v4.length = sizeof(sockaddr_in);
+    return {v6, v4};
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  addrinfo* raw = nullptr;
+  const std::string port = std::to_string(where.port);
+  const int rc = getaddrinfo(where.host.empty() ? "localhost" : where.host.c_str(), port.c_str(), &hints, &raw);
+  if (rc != 0) {
+    throw std::system_error(rc == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
+                            fmt::format("cannot {} {}: {}", action,
+                                        format_host_port(where.host, where.port), gai_strerror(rc)));
+  }
+  const std::unique_ptr<addrinfo, AddrInfoDeleter> list(raw);
+  for (const addrinfo* ai = raw; ai != nullptr; ai = ai->ai_next) {
+    Endpoint e;
+    std::memcpy(&e.storage, ai->ai_addr, ai->ai_addrlen);
+    e.length = ai->ai_addrlen;
+    endpoints.push_back(e);
+  }
+  return endpoints;
+}
+
+void set_int_option(int fd, int level, int name, int value, std::string_view what) {
+  if (setsockopt(fd, level, name, &value, sizeof value) != 0) throw_errno(errno, what);
+}
+
+}  // namespace
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    reset();
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+int Fd::release() {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+void Fd::reset() {
+  if (fd_ >= 0) ::close(fd_);  // not retried on EINTR: Linux frees the descriptor anyway
+  fd_ = -1;
+}
+
+std::string Endpoint::to_string() const {
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (storage.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+  } else if (storage.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&storage);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+  }
+  return format_host_port(text, port());
+}
+
+std::uint16_t Endpoint::port() const {
+  if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  if (storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  return 0;
+}
+
+Fd listen_tcp(const HostPort& where, Endpoint* bound) {
+  const std::string name = format_host_port(where.host, where.port);
+  int last_error = EADDRNOTAVAIL;
+  std::string last_call = "bind";
+  for (const Endpoint& e : resolve(where, true, "listen on")) {
+    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      last_error = errno;
+      last_call = "socket";
+      continue;
+    }
+    // A restart right after a stop must not wait for old connections' TIME_WAIT.
+    set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt SO_REUSEADDR");
+    if (e.storage.ss_family == AF_INET6 && where.host.empty()) {
+      set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0, "setsockopt IPV6_V6ONLY");
+    }
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&e.storage), e.length) != 0) {
+      last_error = errno;
+      last_call = "bind";
+      continue;
+    }
+    if (::listen(fd.get(), kListenBacklog) != 0) {
+      last_error = errno;
+      last_call = "listen";
+      continue;
+    }
+    if (bound != nullptr) {
+      bound->length = sizeof bound->storage;
+      if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound->storage), &bound->length) != 0)
+        throw_errno(errno, "getsockname");
+    }
+    return fd;
+  }
+  throw_errno(last_error, fmt::format("cannot listen on {}: {}", name, last_call));
+}
+
+Fd connect_tcp(const HostPort& where) {
+  const std::string name = format_host_port(where.host, where.port);
+  int last_error = EADDRNOTAVAIL;
+  for (const Endpoint& e : resolve(where, false, "connect to")) {
+    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      last_error = errno;
+      continue;
+    }
+    int rc;
+    do {
+      rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&e.storage), e.length);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return fd;
+    last_error = errno;
+  }
+  throw_errno(last_error, fmt::format("cannot connect to {}: connect", name));
+}
+
+Fd accept_connection(int listen_fd, Endpoint* peer) {
+  for (;;) {
+    socklen_t length = sizeof peer->storage;
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer->storage), &length, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      peer->length = length;
+      return Fd(fd);
+    }
+    if (errno != EINTR) return Fd();
+  }
+}
+
+std::ptrdiff_t receive_some(int fd, std::span<char> buffer) {
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::size_t bytes_waiting(int fd) {
+  int count = 0;
+  if (::ioctl(fd, FIONREAD, &count) != 0) return 0;
+  return static_cast<std::size_t>(count);
+}
+
+void set_no_delay(int fd) { set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY"); }
+
+void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) throw_errno(errno, "setsockopt SO_RCVTIMEO");
+}
+
+}  // namespace fib

@@ -1,0 +1,109 @@
+// Covers line_framer.h: pipelined lines, lines split over reads, CRLF,
+// unterminated requests, empty lines and over-long input.
+#include "fib_server/line_framer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace fib {
+namespace {
+
+// Feeds `data` as one read (it must fit) and returns every complete line.
+std::vector<std::string> feed(LineFramer& framer, std::string_view data) {
+  const std::span<char> space = framer.free_space();
+  EXPECT_LE(data.size(), space.size());
+  std::memcpy(space.data(), data.data(), data.size());
+  framer.commit(data.size());
+  std::vector<std::string> lines;
+  while (const auto line = framer.next_line()) lines.emplace_back(*line);
+  return lines;
+}
+
+TEST(LineFramer, PipelinedLinesInOneReadComeOutInOrder) {
+  LineFramer framer;
+  EXPECT_EQ(feed(framer, "1\n2\n30\n"), (std::vector<std::string>{"1", "2", "30"}));
+  EXPECT_FALSE(framer.has_partial());
+}
+
+TEST(LineFramer, LineSplitOverSeveralReads) {
+  LineFramer framer;
+  EXPECT_TRUE(feed(framer, "1").empty());
+  EXPECT_TRUE(framer.has_partial());
+  EXPECT_TRUE(feed(framer, "2").empty());
+  EXPECT_EQ(feed(framer, "3\n4"), std::vector<std::string>{"123"});
+  EXPECT_EQ(feed(framer, "5\n"), std::vector<std::string>{"45"});
+  EXPECT_FALSE(framer.has_partial());
+}
+
+TEST(LineFramer, CarriageReturnBeforeNewlineIsDropped) {
+  LineFramer framer;
+  EXPECT_EQ(feed(framer, "7\r\n8\n"), (std::vector<std::string>{"7", "8"}));
+  // The '\r' and '\n' may arrive in different reads.
+  EXPECT_TRUE(feed(framer, "9\r").empty());
+  EXPECT_EQ(feed(framer, "\n"), std::vector<std::string>{"9"});
+}
+
+TEST(LineFramer, EmptyLinesAreSkipped) {
+  LineFramer framer;
+  EXPECT_EQ(feed(framer, "\n\r\n1\n\n\n2\n"), (std::vector<std::string>{"1", "2"}));
+}
+
+TEST(LineFramer, UnterminatedRequestIsTakenWhole) {
+  LineFramer framer;
+  EXPECT_TRUE(feed(framer, "30").empty());
+  ASSERT_TRUE(framer.has_partial());
+  EXPECT_EQ(framer.take_partial(), "30");
+  EXPECT_FALSE(framer.has_partial());
+  // The next request starts afresh.
+  EXPECT_EQ(feed(framer, "5\n"), std::vector<std::string>{"5"});
+}
+
+TEST(LineFramer, TakePartialDropsTrailingCarriageReturn) {
+  LineFramer framer;
+  feed(framer, "1\n12\r");
+  EXPECT_EQ(framer.take_partial(), "12");
+}
+
+TEST(LineFramer, BufferIsReusedAcrossManyLines) {
+  LineFramer framer;
+  std::size_t total = 0;
+  for (int i = 0; i < 10000; ++i) total += feed(framer, "123456789\n").size();
+  EXPECT_EQ(total, 10000u);
+}
+
+TEST(LineFramer, LongestAcceptedLineFits) {
+  LineFramer framer;
+  const std::string line(LineFramer::kMaxLineBytes, '7');
+  const auto lines = feed(framer, line + "\n");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], line);
+  EXPECT_FALSE(framer.line_too_long());
+}
+
+TEST(LineFramer, OverLongLineIsReportedAndSpaceRunsOut) {
+  LineFramer framer;
+  feed(framer, std::string(1000, '1'));
+  EXPECT_FALSE(framer.line_too_long());
+  // Keep feeding a line with no newline until the buffer is full.
+  while (!framer.free_space().empty()) {
+    const std::size_t room = framer.free_space().size();
+    feed(framer, std::string(std::min<std::size_t>(room, 700), '1'));
+  }
+  EXPECT_TRUE(framer.line_too_long());
+}
+
+TEST(LineFramer, CompleteLinesBeforeAnOverLongOneAreStillReturned) {
+  LineFramer framer;
+  std::string data = "1\n2\n" + std::string(LineFramer::kMaxLineBytes - 3, '9');
+  EXPECT_EQ(feed(framer, data), (std::vector<std::string>{"1", "2"}));
+  EXPECT_FALSE(framer.line_too_long());
+  // Space freed by the two lines is handed back for the rest.
+  EXPECT_EQ(framer.free_space().size(), 4u);
+}
+
+}  // namespace
+}  // namespace fib
