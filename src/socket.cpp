@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -29,38 +30,46 @@ struct AddrInfoDeleter {
   void operator()(addrinfo* list) const { freeaddrinfo(list); }
 };
 
-// Resolves `where`; an empty host means every interface when listening.
+Endpoint ipv4(in_addr_t address, std::uint16_t port) {
+  Endpoint e;
+  auto* a = reinterpret_cast<sockaddr_in*>(&e.storage);
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(address);
+  a->sin_port = htons(port);
+  e.length = sizeof(sockaddr_in);
+  return e;
+}
+
+Endpoint ipv6(const in6_addr& address, std::uint16_t port) {
+  Endpoint e;
+  auto* a = reinterpret_cast<sockaddr_in6*>(&e.storage);
+  a->sin6_family = AF_INET6;
+  a->sin6_addr = address;
+  a->sin6_port = htons(port);
+  e.length = sizeof(sockaddr_in6);
+  return e;
+}
+
+// Resolves `where`. An empty host means every interface when listening
+// (dual-stack "::" first, then 0.0.0.0 for hosts without IPv6) and loopback
+// when connecting. "localhost" is always loopback (RFC 6761), even on a
+// minimal system without /etc/hosts.
 std::vector<Endpoint> resolve(const HostPort& where, bool passive, std::string_view action) {
-  std::vector<Endpoint> endpoints;
-  if (where.host.empty() && passive) {
-    // Dual-stack "::" first (it takes IPv4 too), then 0.0.0.0 for hosts without IPv6.
-    Endpoint v6;
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&v6.storage);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_addr = in6addr_any;
-    a6->sin6_port = htons(where.port);
-    v6.length = sizeof(sockaddr_in6);
-    Endpoint v4;
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&v4.storage);
-    a4->sin_family = AF_INET;
-    a4->sin_addr.s_addr = htonl(INADDR_ANY);
-    a4->sin_port = htons(where.port);
-    v4.length = sizeof(sockaddr_in);
-    return {v6, v4};
-  }
+  if (where.host.empty() && passive) return {ipv6(in6addr_any, where.port), ipv4(INADDR_ANY, where.port)};
+  if (where.host.empty() || where.host == "localhost")
+    return {ipv4(INADDR_LOOPBACK, where.port), ipv6(in6addr_loopback, where.port)};
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
   addrinfo* raw = nullptr;
   const std::string port = std::to_string(where.port);
-  const int rc = getaddrinfo(where.host.empty() ? "localhost" : where.host.c_str(), port.c_str(), &hints, &raw);
-  if (rc != 0) {
-    throw std::system_error(rc == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
-                            fmt::format("cannot {} {}: {}", action,
-                                        format_host_port(where.host, where.port), gai_strerror(rc)));
+  if (const int rc = getaddrinfo(where.host.c_str(), port.c_str(), &hints, &raw); rc != 0) {
+    throw std::runtime_error(fmt::format("cannot {} {}: cannot resolve host: {}", action,
+                                         format_host_port(where.host, where.port), gai_strerror(rc)));
   }
   const std::unique_ptr<addrinfo, AddrInfoDeleter> list(raw);
+  std::vector<Endpoint> endpoints;
   for (const addrinfo* ai = raw; ai != nullptr; ai = ai->ai_next) {
     Endpoint e;
     std::memcpy(&e.storage, ai->ai_addr, ai->ai_addrlen);

@@ -46,13 +46,14 @@ struct Endpoint {
 };
 
 // Binds and listens on the first address `where` resolves to that works.
-// ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6).
-// Throws std::system_error: "cannot listen on 127.0.0.1:25000: bind: Address
-// already in use".
+// ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6);
+// "localhost" is loopback. Throws std::system_error: "cannot listen on
+// 127.0.0.1:25000: bind: Address already in use", or std::runtime_error when
+// the host name does not resolve.
 Fd listen_tcp(const HostPort& where, Endpoint* bound);
 
-// Connects to the first address `where` resolves to that answers. Throws
-// std::system_error naming the address and the reason.
+// Connects to the first address `where` resolves to that answers (an empty
+// host is loopback). Throws as listen_tcp does.
 Fd connect_tcp(const HostPort& where);
 
 // accept4 with close-on-exec; retries EINTR. Returns an empty Fd and leaves
