@@ -4,12 +4,11 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "fib_server/address.h"
+#include "cli_common.h"
 #include "fib_server/server.h"
 #include "fib_server/stop_signals.h"
 
@@ -26,14 +25,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "fib_server " FIB_SERVER_VERSION);
   app.add_option("address", config.address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
       ->capture_default_str()
-      ->check([](const std::string& text) {
-        try {
-          fib::parse_host_port(text);
-          return std::string();
-        } catch (const std::invalid_argument& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(fib::cli::kHostPort);
   app.add_option("--mode", mode, "thread: one thread per connection; sequential: one connection at a time")
       ->capture_default_str()
       ->check(CLI::IsMember({"thread", "sequential"}));
@@ -54,12 +46,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
-    return status == 0 ? 0 : 2;
-  }
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
   config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));

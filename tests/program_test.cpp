@@ -1,16 +1,8 @@
 // Covers the fib_server program as users run it: a real process, real
 // signals, its exit status and what it logs.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <optional>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,82 +10,18 @@
 #include <gtest/gtest.h>
 
 #include "fib_server/fib.h"
+#include "child_process.h"
 #include "test_client.h"
-
-extern char** environ;
 
 namespace fib::testing {
 namespace {
 
-// fib_server started with `args`, its stderr going to a temporary file.
-class ServerProcess {
+// fib_server as a child process.
+class ServerProcess : public ChildProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> args) {
-    char path[] = "/tmp/fib_server_test_XXXXXX";
-    const int log = ::mkstemp(path);
-    log_path_ = path;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-    args.insert(args.begin(), FIB_SERVER_BIN);
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, FIB_SERVER_BIN, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(log);
-    if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn");
-  }
-  ~ServerProcess() {
-    if (!exit_status_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::unlink(log_path_.c_str());
-  }
-
-  std::string log() const {
-    std::ifstream in(log_path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
-  // The port from "listening on 127.0.0.1:PORT", once logged.
-  std::uint16_t wait_for_port() {
-    const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
-    for (int i = 0; i < 1000; ++i) {
-      std::smatch match;
-      const std::string text = log();
-      if (std::regex_search(text, match, listening)) return static_cast<std::uint16_t>(std::stoi(match[1]));
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "no 'listening on' line; log:\n" << log();
-    return 0;
-  }
-
-  void signal(int number) { ::kill(pid_, number); }
-
-  // The exit status, or nullopt if still running after `timeout`.
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!exit_status_) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      } else if (std::chrono::steady_clock::now() > deadline) {
-        return std::nullopt;
-      } else {
-        std::this_thread::sleep_for(5ms);
-      }
-    }
-    return exit_status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_path_;
-  std::optional<int> exit_status_;
+  explicit ServerProcess(std::vector<std::string> args) : ChildProcess(FIB_SERVER_BIN, std::move(args)) {}
+  std::uint16_t wait_for_port() { return wait_for_listening_port(); }
+  std::string log() const { return err(); }
 };
 
 TEST(Program, SigtermStopsCleanlyWithClientsConnected) {
@@ -146,13 +74,6 @@ TEST(Program, BadAddressIsAUsageError) {
   ServerProcess server({"localhost"});
   EXPECT_EQ(server.wait_exit(5s), 2);
   EXPECT_NE(server.log().find("bad address \"localhost\": missing ':PORT'"), std::string::npos) << server.log();
-}
-
-// A port that was free a moment ago, for a server that will not log its own.
-std::uint16_t free_port() {
-  Endpoint bound;
-  listen_tcp({"127.0.0.1", 0}, &bound);  // closed again at once
-  return bound.port();
 }
 
 TEST(Program, LogLevelWarnLeavesOutConnectionLines) {

@@ -1,0 +1,78 @@
+// fib_perf: parses the command line, hands the config to the load
+// generator, prints live lines and the summary.
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "fib_server/fib.h"
+#include "fib_server/load_generator.h"
+#include "fib_server/report.h"
+#include "fib_server/stop_signals.h"
+
+int main(int argc, char** argv) {
+  fib::LoadConfig config;
+  std::string address = "127.0.0.1:25000";
+  double duration = 0, rate = 0;
+  std::uint64_t requests = 0;
+  bool json = false;
+
+  CLI::App app{
+      "Load generator for fib_server. Closed loop by default (each connection sends its next request as soon as "
+      "an answer comes back); open loop at a fixed total rate with --rate. Checks every answer. Runs until "
+      "--duration or --requests is reached, or until Ctrl-C."};
+  app.set_version_flag("--version", "fib_perf " FIB_SERVER_VERSION);
+  app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
+      ->capture_default_str()
+      ->check(fib::cli::kHostPort);
+  app.add_option("-c,--connections", config.connections, "connections, each with a thread of its own")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  app.add_option("-n,--number", config.n, "the Fibonacci index sent in every request")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, fib::kMaxIndex));
+  app.add_option("-d,--duration", duration, "seconds to measure (fractions allowed), after the warm-up")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--requests", requests, "stop after this many measured answers")->check(CLI::PositiveNumber);
+  app.add_option("--rate", rate,
+                 "open loop: requests per second in total, spread evenly over the connections and over time; "
+                 "latency counts from each request's scheduled time")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--pipeline", config.pipeline, "requests in flight per connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000u));
+  app.add_option("--warmup", config.warmup_s, "seconds of load applied but not counted")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--timeout", config.timeout_s, "seconds; a request unanswered this long counts as an error")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", json, "print the summary as one JSON object on stdout; live lines go to stderr");
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+
+  config.target = fib::parse_host_port(address);
+  if (duration > 0) config.duration_s = duration;
+  if (requests > 0) config.requests = requests;
+  if (rate > 0) config.rate = rate;
+  std::FILE* live = json ? stderr : stdout;
+
+  try {
+    fib::LoadGenerator generator(config);
+    fib::StopSignals signals([&generator](int) { generator.stop(); });
+    const fib::Summary summary = generator.run([live](const fib::IntervalReport& interval) {
+      fmt::print(live, "{}\n", fib::format_interval(interval));
+      std::fflush(live);
+    });
+    if (json) {
+      fmt::print("{}\n", fib::format_summary_json(summary));
+    } else {
+      fmt::print("{}", fib::format_summary(summary));
+    }
+    return summary.clean() ? 0 : 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "fib_perf: {}\n", e.what());
+    return 1;
+  }
+}

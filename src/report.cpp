@@ -1,0 +1,119 @@
+#include "fib_server/report.h"
+
+#include <fmt/format.h>
+
+#include "fib_server/address.h"
+
+namespace fib {
+
+namespace {
+
+constexpr double kLatencyPercentiles[] = {50, 90, 99, 99.9};
+
+std::string latency_line(const Histogram& h) {
+  return fmt::format("p50 {}  p90 {}  p99 {}  p99.9 {}  max {}", format_latency(h.percentile(50)),
+                     format_latency(h.percentile(90)), format_latency(h.percentile(99)),
+                     format_latency(h.percentile(99.9)), format_latency(h.max()));
+}
+
+std::string latency_json(const Histogram& h) {
+  const auto us = [](std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  return fmt::format(R"({{"p50":{:.1f},"p90":{:.1f},"p99":{:.1f},"p999":{:.1f},"max":{:.1f},"mean":{:.1f}}})",
+                     us(h.percentile(kLatencyPercentiles[0])), us(h.percentile(kLatencyPercentiles[1])),
+                     us(h.percentile(kLatencyPercentiles[2])), us(h.percentile(kLatencyPercentiles[3])),
+                     us(h.max()), h.mean() / 1000.0);
+}
+
+// JSON string contents: the warnings are our own text, but escape anyway.
+std::string json_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string describe_load(const LoadConfig& c) {
+  std::string mode = c.rate ? fmt::format("open loop at {:g} req/s", *c.rate) : "closed loop";
+  std::string stop = c.requests   ? fmt::format("{} requests", *c.requests)
+                     : c.duration_s ? fmt::format("{:g} s", *c.duration_s)
+                                    : "until interrupted";
+  if (c.warmup_s > 0) stop += fmt::format(" after {:g} s of warm-up", c.warmup_s);
+  return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}", format_host_port(c.target.host, c.target.port),
+                     c.connections, c.connections == 1 ? "" : "s", c.n, mode, c.pipeline, stop);
+}
+
+}  // namespace
+
+std::string format_latency(std::uint64_t ns) {
+  const auto v = static_cast<double>(ns);
+  if (ns < 1'000) return fmt::format("{}ns", ns);
+  if (ns < 1'000'000) return fmt::format("{:.1f}us", v / 1e3);
+  if (ns < 1'000'000'000) return fmt::format("{:.2f}ms", v / 1e6);
+  return fmt::format("{:.2f}s", v / 1e9);
+}
+
+std::string format_interval(const IntervalReport& r) {
+  const double rps = r.interval_s > 0 ? static_cast<double>(r.requests) / r.interval_s : 0;
+  return fmt::format("{:.0f} reqs/s  p50 {}  p99 {}  errors {}", rps, format_latency(r.p50_ns),
+                     format_latency(r.p99_ns), r.errors);
+}
+
+std::string format_summary(const Summary& s) {
+  const ErrorCounts& e = s.errors;
+  std::string out = fmt::format("fib_perf: {}\n", describe_load(s.config));
+  out += fmt::format("  requests      {} in {:.2f} s: {:.1f} req/s\n", s.requests, s.seconds, s.rps());
+  out += fmt::format("  latency       {}\n", latency_line(s.latency));
+  if (s.uncorrected) {
+    out += fmt::format("  (uncorrected) {}\n", latency_line(*s.uncorrected));
+    out += "                latency counts from each request's scheduled time; the uncorrected line from when\n"
+           "                it was actually sent\n";
+    out += fmt::format("  schedule      {} of {} due requests sent, {} more than 1 ms late\n", s.sent, s.scheduled,
+                       s.sent_late);
+  }
+  out += fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s\n", s.min_connection_rps,
+                     s.max_connection_rps);
+  out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, wrong answer {})\n", e.total(),
+                     e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
+  out += fmt::format("  in flight     {} when it stopped\n", s.in_flight);
+  out += fmt::format("  client CPU    user {:.2f} s, system {:.2f} s; busiest thread {:.0f}% of the run; {} cores\n",
+                     s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu * 100, s.cores);
+  for (const std::string& w : s.warnings) out += fmt::format("warning: {}\n", w);
+  return out;
+}
+
+std::string format_summary_json(const Summary& s) {
+  const ErrorCounts& e = s.errors;
+  std::string warnings;
+  for (const std::string& w : s.warnings) warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
+  std::string out = "{";
+  out += fmt::format(R"("target":"{}","connections":{},"n":{},"pipeline":{},)",
+                     json_escape(format_host_port(s.config.target.host, s.config.target.port)), s.config.connections,
+                     s.config.n, s.config.pipeline);
+  out += s.config.rate ? fmt::format(R"("rate":{},)", *s.config.rate) : std::string(R"("rate":null,)");
+  out += fmt::format(R"("seconds":{:.3f},"requests":{},"rps":{:.1f},)", s.seconds, s.requests, s.rps());
+  out += fmt::format(R"("errors":{},"wrong_answers":{},)", e.total(), e.wrong_answer);
+  out += fmt::format(R"("errors_by_kind":{{"connect":{},"reset_or_eof":{},"timeout":{},"wrong_answer":{}}},)",
+                     e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
+  out += fmt::format(R"("latency_us":{},)", latency_json(s.latency));
+  if (s.uncorrected) {
+    out += fmt::format(R"("uncorrected_latency_us":{},)", latency_json(*s.uncorrected));
+    out += fmt::format(R"("scheduled":{},"sent":{},"sent_late":{},)", s.scheduled, s.sent, s.sent_late);
+  }
+  out += fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps,
+                     s.max_connection_rps);
+  out += fmt::format(R"("in_flight":{},)", s.in_flight);
+  out += fmt::format(R"("client_cpu":{{"user_s":{:.3f},"system_s":{:.3f},"busiest_thread":{:.3f},"cores":{}}},)",
+                     s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu, s.cores);
+  out += fmt::format(R"("warnings":[{}]}})", warnings);
+  return out;
+}
+
+}  // namespace fib

@@ -1,0 +1,108 @@
+#include "child_process.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <system_error>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fib_server/socket.h"
+
+extern char** environ;
+
+namespace fib::testing {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string temporary_file(int* fd) {
+  char path[] = "/tmp/fib_test_XXXXXX";
+  *fd = ::mkstemp(path);
+  if (*fd < 0) throw std::system_error(errno, std::generic_category(), "mkstemp");
+  return path;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(const std::string& binary, std::vector<std::string> args) {
+  int out = -1, err = -1;
+  out_path_ = temporary_file(&out);
+  err_path_ = temporary_file(&err);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err, STDERR_FILENO);
+  args.insert(args.begin(), binary);
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out);
+  ::close(err);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + binary);
+}
+
+ChildProcess::~ChildProcess() {
+  if (!exit_status_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ::unlink(out_path_.c_str());
+  ::unlink(err_path_.c_str());
+}
+
+std::string ChildProcess::out() const { return read_file(out_path_); }
+std::string ChildProcess::err() const { return read_file(err_path_); }
+
+void ChildProcess::signal(int number) { ::kill(pid_, number); }
+
+std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exit_status_) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    } else if (std::chrono::steady_clock::now() > deadline) {
+      return std::nullopt;
+    } else {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  return exit_status_;
+}
+
+std::uint16_t ChildProcess::wait_for_listening_port() {
+  const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
+  for (int i = 0; i < 1000; ++i) {
+    std::smatch match;
+    const std::string text = err();
+    if (std::regex_search(text, match, listening)) return static_cast<std::uint16_t>(std::stoi(match[1]));
+    std::this_thread::sleep_for(10ms);
+  }
+  ADD_FAILURE() << "no 'listening on' line; stderr:\n" << err();
+  return 0;
+}
+
+std::uint16_t free_port() {
+  Endpoint bound;
+  listen_tcp({"127.0.0.1", 0}, &bound);  // closed again at once
+  return bound.port();
+}
+
+}  // namespace fib::testing

@@ -1,0 +1,41 @@
+// A real child process for program tests: argv in, stdout and stderr kept in
+// temporary files, exit status out. Killed and reaped if still running when
+// destroyed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fib::testing {
+
+class ChildProcess {
+ public:
+  ChildProcess(const std::string& binary, std::vector<std::string> args);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  std::string out() const;
+  std::string err() const;
+  void signal(int number);
+  // The exit status (128 + signal if killed), or nullopt if still running
+  // after `timeout`.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  // For a fib_server child: the port from its "listening on 127.0.0.1:PORT" line.
+  std::uint16_t wait_for_listening_port();
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+  std::optional<int> exit_status_;
+};
+
+// A port that was free a moment ago.
+std::uint16_t free_port();
+
+}  // namespace fib::testing

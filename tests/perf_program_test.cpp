@@ -1,0 +1,64 @@
+// Covers the fib_perf program as users run it: its JSON summary and each
+// exit status, against the real fib_server on port 0.
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "child_process.h"
+#include "test_client.h"
+
+namespace fib::testing {
+namespace {
+
+std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+TEST(PerfProgram, JsonSummaryHasTheDocumentedKeysAndExitsZero) {
+  RunningServer server;
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-c", "2", "--requests", "300", "--json"});
+  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
+  const std::string out = perf.out();
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;  // one object, one line
+  for (const char* key : {"\"requests\":300,", "\"rps\":", "\"errors\":0,", "\"wrong_answers\":0,",
+                          "\"connections\":2,", "\"latency_us\":{\"p50\":", "\"p90\":", "\"p99\":", "\"p999\":",
+                          "\"max\":", "\"per_connection_rps\":{\"min\":"}) {
+    EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
+  }
+}
+
+TEST(PerfProgram, TextSummaryAndLiveLines) {
+  RunningServer server;
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-d", "1.5", "-n", "5"});
+  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
+  const std::string out = perf.out();
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(^\d+ reqs/s  p50 \S+  p99 \S+  errors 0\n)"))) << out;
+  EXPECT_NE(out.find("latency       p50 "), std::string::npos) << out;
+  EXPECT_NE(out.find("errors        0 (connect 0, reset or EOF 0, timeout 0, wrong answer 0)"), std::string::npos)
+      << out;
+}
+
+TEST(PerfProgram, WrongAnswersExitOne) {
+  RunningServer server;  // recursive: n above 45 gets an error line
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "50", "--requests", "10", "--json"});
+  EXPECT_EQ(perf.wait_exit(30s), 1);
+  EXPECT_NE(perf.out().find("\"wrong_answers\":10,"), std::string::npos) << perf.out();
+}
+
+TEST(PerfProgram, UnreachableServerExitsOneAtOnce) {
+  const std::string target = address(free_port());
+  ChildProcess perf(FIB_PERF_BIN, {target, "-d", "5"});
+  EXPECT_EQ(perf.wait_exit(5s), 1);
+  EXPECT_NE(perf.err().find("cannot connect to " + target + ": connect: Connection refused"), std::string::npos)
+      << perf.err();
+}
+
+TEST(PerfProgram, BadUsageExitsTwo) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"-c", "0"}, {"--rate", "-5"}, {"--bogus"}, {"-n", "94"}, {"nocolon"}}) {
+    ChildProcess perf(FIB_PERF_BIN, args);
+    EXPECT_EQ(perf.wait_exit(5s), 2) << args[0];
+  }
+}
+
+}  // namespace
+}  // namespace fib::testing
