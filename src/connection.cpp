@@ -9,27 +9,52 @@ namespace fib {
 
 namespace {
 
-// The client has sent all it is going to for now. A short read means the
-// kernel had no more bytes queued, so the common case costs no extra call.
+using namespace std::chrono_literals;
+
+// After refusing an over-long line: how long, and how much, to keep reading
+// and discarding, so that closing with unread input does not reset the
+// connection before the client has read the error line.
+constexpr auto kDiscardTime = 200ms;
+constexpr std::size_t kDiscardBytes = 1 << 20;
+
+// Nothing more is on its way for now. A short read means the kernel had no
+// more bytes queued, so the common case costs no extra call.
 bool nothing_more_waiting(int fd, std::size_t received, std::size_t asked) {
-  return received < asked ? true : bytes_waiting(fd) == 0;
+  return received < asked || bytes_waiting(fd) == 0;
 }
 
 }  // namespace
 
-ConnectionResult serve_connection(int fd, const RequestHandler& handler) {
+ConnectionResult serve_connection(int fd, const RequestHandler& handler, const StopDeadline& deadline) {
   ConnectionResult result;
   LineFramer framer;
   ReplyBuffer replies;
+  std::uint64_t unsent = 0;  // replies in `replies`
+
   const auto flush = [&] {
-    const bool sent = send_all(fd, replies.view());
-    if (!sent) result.error = errno;
+    if (replies.empty()) return true;
+    if (!send_all(fd, replies.view())) {
+      result.error = errno;
+      return false;
+    }
+    result.requests += unsent;
+    unsent = 0;
     replies.clear();
-    return sent;
+    return true;
   };
+  // Answers one request line; false when the connection should end.
   const auto answer = [&](std::string_view line) {
-    if (replies.nearly_full() && !flush()) return false;
-    if (handler.reply(line, replies)) ++result.requests;
+    if (deadline.passed()) {
+      result.abandoned = true;
+      return false;
+    }
+    const Request request = handler.parse(line);
+    if (request.kind == Request::Kind::blank) return true;
+    // Waiting replies go out before a slow request, so that a stop (or the
+    // client) never waits on them.
+    if ((replies.nearly_full() || handler.slow(request)) && !flush()) return false;
+    handler.respond(request, line, replies);
+    ++unsent;
     return true;
   };
 
@@ -43,27 +68,28 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler) {
     const bool end_of_stream = received == 0;
     framer.commit(static_cast<std::size_t>(received));
 
-    while (const auto line = framer.next_line()) {
-      if (!answer(*line)) return result;
+    bool go_on = true;
+    while (go_on) {
+      const auto line = framer.next_line();
+      if (!line) break;
+      go_on = answer(*line);
     }
-    if (framer.line_too_long()) {
+    if (go_on && framer.line_too_long()) {
       // The whole buffer holds one unfinished line: refuse it and hang up,
       // since what follows cannot be framed reliably.
       result.line_too_long = true;
       if (replies.nearly_full() && !flush()) return result;
       handler.reply_line_too_long(replies);
-      ++result.requests;
-      flush();
+      ++unsent;
+      if (flush()) close_gracefully(fd, kDiscardTime, kDiscardBytes);
       return result;
     }
-    // Clients in the seed's style send "30" with no newline, one send per
-    // request: bytes left over with nothing more on the way are a request.
-    if (framer.has_partial() &&
-        (end_of_stream || nothing_more_waiting(fd, static_cast<std::size_t>(received), space.size()))) {
-      if (!answer(framer.take_partial())) return result;
+    if (go_on && (end_of_stream ? framer.has_partial()
+                                : framer.partial_may_be_request() &&
+                                      nothing_more_waiting(fd, static_cast<std::size_t>(received), space.size()))) {
+      go_on = answer(framer.take_partial());
     }
-    if (!replies.empty() && !flush()) return result;
-    if (end_of_stream) return result;
+    if (!flush() || !go_on || end_of_stream) return result;
   }
 }
 

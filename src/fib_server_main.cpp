@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
                  "seconds a stop waits for requests in flight before closing their connections")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -61,9 +61,12 @@ int main(int argc, char** argv) {
 
   try {
     fib::Server server(config);
+    // Blocks SIGINT and SIGTERM before run() starts any thread or logs
+    // "listening on".
     fib::StopSignals signals([&server](int signal) {
-      spdlog::info("{} received: finishing requests in flight, then exiting", strsignal(signal));
       server.stop();
+      spdlog::info("{} received: finishing requests in flight, then exiting (a second signal exits at once)",
+                   strsignal(signal));
     });
     server.run();
   } catch (const std::exception& e) {

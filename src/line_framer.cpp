@@ -33,6 +33,7 @@ std::optional<std::string_view> LineFramer::next_line() {
       break;
     }
     const std::size_t newline = static_cast<const char*>(found) - buffer_.data();
+    seen_newline_ = true;
     const std::string_view line =
         drop_cr({buffer_.data() + begin_, newline - begin_});
     begin_ = scan_ = newline + 1;

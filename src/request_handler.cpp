@@ -13,6 +13,8 @@ namespace fib {
 namespace {
 
 constexpr std::size_t kQuotedBytes = 20;  // how much of a bad request an error quotes
+// Recursive fib from here on costs about a millisecond or more.
+constexpr std::uint64_t kSlowRecursive = 30;
 
 std::string_view trim(std::string_view s) {
   const auto blank = [](char c) { return c == ' ' || c == '\t'; };
@@ -57,7 +59,8 @@ namespace fib {
 Request parse_request(std::string_view line, unsigned max_n) {
   const std::string_view s = trim(line);
   if (s.empty()) return {Request::Kind::blank};
-  if (s.front() == '-' && all_digits(s.substr(1))) return {Request::Kind::negative};
+  if (s.front() == '-' && all_digits(s.substr(1)) && s.find_first_not_of('0', 1) != std::string_view::npos)
+    return {Request::Kind::negative};
   if (!all_digits(s)) return {Request::Kind::not_a_number};
   std::uint64_t n = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
@@ -74,34 +77,42 @@ void ReplyBuffer::append(std::string_view text) {
 RequestHandler::RequestHandler(Algorithm algorithm, unsigned max_n)
     : algorithm_(algorithm), max_n_(std::min(max_n, kMaxIndex)) {}
 
+bool RequestHandler::slow(const Request& request) const {
+  return algorithm_ == Algorithm::recursive && request.kind == Request::Kind::number && request.n >= kSlowRecursive;
+}
+
 bool RequestHandler::reply(std::string_view line, ReplyBuffer& out) const {
-  const Request request = parse_request(line, max_n_);
+  const Request request = parse(line);
+  respond(request, line, out);
+  return request.kind != Request::Kind::blank;
+}
+
+void RequestHandler::respond(const Request& request, std::string_view line, ReplyBuffer& out) const {
   const Quoted quoted{trim(line)};
   switch (request.kind) {
     case Request::Kind::blank:
-      return false;
+      return;
     case Request::Kind::number: {
       const std::span<char> space = out.space();
       const auto [end, ec] = std::to_chars(space.data(), space.data() + space.size(),
                                            fib(algorithm_, static_cast<unsigned>(request.n)));
       *end = '\n';
       out.commit(end + 1 - space.data());
-      return true;
+      return;
     }
     case Request::Kind::not_a_number:
       append_format(out, "error: {} is not a number; send one whole number from 0 to {} per line\n",
                     quoted, max_n_);
-      return true;
+      return;
     case Request::Kind::negative:
       append_format(out, "error: {} is negative; send one whole number from 0 to {} per line\n",
                     quoted, max_n_);
-      return true;
+      return;
     case Request::Kind::too_large:
       append_format(out, "error: {} is too large; the largest n this server accepts is {}\n",
                     quoted, max_n_);
-      return true;
+      return;
   }
-  return false;
 }
 
 void RequestHandler::reply_line_too_long(ReplyBuffer& out) const {

@@ -36,8 +36,6 @@ Server::Server(const ServerConfig& config)
   listener_ = listen_tcp(parse_host_port(config.address), &local_);
   wakeup_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wakeup_) throw std::system_error(errno, std::generic_category(), "eventfd");
-  spdlog::info("listening on {} ({} mode, {} fib, n up to {})", local_.to_string(), to_string(config_.mode),
-               fib::to_string(handler_.algorithm()), handler_.max_n());
 }
 
 Server::~Server() {
@@ -46,15 +44,39 @@ Server::~Server() {
 }
 
 void Server::run() {
+  spdlog::info("listening on {} ({} mode, {} fib, n up to {})", local_.to_string(), to_string(config_.mode),
+               fib::to_string(handler_.algorithm()), handler_.max_n());
+  try {
+    accept_loop();
+  } catch (...) {
+    stop();  // whatever failed, no connection thread outlives run()
+    drain();
+    throw;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    listener_.reset();  // stop accepting: new clients are refused from here on
+  }
+  drain();
+}
+
+void Server::accept_loop() {
   pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {wakeup_.get(), POLLIN, 0}};
   std::chrono::milliseconds backoff{0};
   for (;;) {
-    join_finished();
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "poll");
     }
-    if (fds[1].revents != 0) break;
+    if (fds[1].revents != 0) {
+      // A stop, or a connection thread that has ended and wants joining.
+      std::uint64_t count = 0;
+      [[maybe_unused]] const ssize_t n = ::read(wakeup_.get(), &count, sizeof count);
+      join_finished();
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
+    if (fds[0].revents == 0) continue;
 
     Endpoint peer;
     Fd fd = accept_connection(listener_.get(), &peer);
@@ -65,7 +87,7 @@ void Server::run() {
                                                std::generic_category().message(error));
         backoff = std::clamp(backoff * 2, kAcceptBackoffFirst, kAcceptBackoffMax);
         ::poll(&fds[1], 1, static_cast<int>(backoff.count()));  // a stop cuts the pause short
-      } else {
+      } else if (error != EAGAIN && error != EWOULDBLOCK) {
         // ECONNABORTED and the like: that client is gone, the next one is not.
         spdlog::debug("accept: {}", std::generic_category().message(error));
       }
@@ -93,11 +115,6 @@ void Server::run() {
       send_all(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
     }
   }
-  {
-    std::lock_guard lock(mutex_);
-    listener_.reset();  // stop accepting: new clients are refused from here on
-  }
-  drain();
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) {
@@ -106,11 +123,11 @@ void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) 
   ConnectionResult result;
   try {
     set_no_delay(fd.get());
-    result = serve_connection(fd.get(), handler_);
+    result = serve_connection(fd.get(), handler_, deadline_);
   } catch (const std::exception& e) {
     spdlog::warn("connection from {}: {}", name, e.what());
   }
-  const char* why = result.line_too_long ? " (line too long)" : "";
+  const char* why = result.line_too_long ? " (line too long)" : result.abandoned ? " (stopping)" : "";
   if (result.error != 0) {
     spdlog::info("connection from {} closed after {} requests ({}){}", name, result.requests,
                  std::generic_category().message(result.error), why);
@@ -120,17 +137,25 @@ void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) 
 
   std::lock_guard lock(mutex_);
   fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
-  if (self->thread.joinable()) finished_.push_back(std::move(self->thread));
+  if (self->thread.joinable()) {
+    finished_.push_back(std::move(self->thread));
+    wake();  // the accept loop joins it
+  }
   live_.erase(self);
   if (live_.empty()) all_closed_.notify_all();
+}
+
+void Server::wake() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = ::write(wakeup_.get(), &one, sizeof one);
 }
 
 void Server::stop() {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const ssize_t written = ::write(wakeup_.get(), &one, sizeof one);
+  deadline_.set(std::chrono::steady_clock::now() + config_.shutdown_timeout);
+  wake();
   // Idle connections see end of stream at once; busy ones after their
   // current requests are answered.
   for (const Live& live : live_) ::shutdown(live.fd, SHUT_RD);
@@ -139,6 +164,8 @@ void Server::stop() {
 void Server::drain() {
   std::unique_lock lock(mutex_);
   if (!all_closed_.wait_for(lock, config_.shutdown_timeout, [this] { return live_.empty(); })) {
+    // Requests not yet started are abandoned (the deadline has passed); a
+    // reply stuck in a send to a client that stopped reading is given up.
     spdlog::warn("{} connections still busy after {} ms; closing them", live_.size(),
                  config_.shutdown_timeout.count());
     for (const Live& live : live_) ::shutdown(live.fd, SHUT_RDWR);

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -124,14 +125,21 @@ std::uint16_t Endpoint::port() const {
 
 Fd listen_tcp(const HostPort& where, Endpoint* bound) {
   const std::string name = format_host_port(where.host, where.port);
-  int last_error = EADDRNOTAVAIL;
-  std::string last_call = "bind";
-  for (const Endpoint& e : resolve(where, true, "listen on")) {
-    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Only an address this host cannot have moves on to the next candidate
+  // ("::" on a host without IPv6); a port in use or a permission error is
+  // the answer.
+  const auto fail = [&](std::string_view call) {
+    throw_errno(errno, fmt::format("cannot listen on {}: {}", name, call));
+  };
+  const auto unavailable = [] { return errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL; };
+  const std::vector<Endpoint> candidates = resolve(where, true, "listen on");
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    const Endpoint& e = candidates[i];
+    const bool last = i + 1 == candidates.size();
+    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) {
-      last_error = errno;
-      last_call = "socket";
-      continue;
+      if (unavailable() && !last) continue;
+      fail("socket");
     }
     // A restart right after a stop must not wait for old connections' TIME_WAIT.
     set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt SO_REUSEADDR");
@@ -139,15 +147,10 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
       set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0, "setsockopt IPV6_V6ONLY");
     }
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&e.storage), e.length) != 0) {
-      last_error = errno;
-      last_call = "bind";
-      continue;
+      if (unavailable() && !last) continue;
+      fail("bind");
     }
-    if (::listen(fd.get(), kListenBacklog) != 0) {
-      last_error = errno;
-      last_call = "listen";
-      continue;
-    }
+    if (::listen(fd.get(), kListenBacklog) != 0) fail("listen");
     if (bound != nullptr) {
       bound->length = sizeof bound->storage;
       if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound->storage), &bound->length) != 0)
@@ -155,7 +158,7 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
     }
     return fd;
   }
-  throw_errno(last_error, fmt::format("cannot listen on {}: {}", name, last_call));
+  throw_errno(EADDRNOTAVAIL, fmt::format("cannot listen on {}: no address", name));
 }
 
 Fd connect_tcp(const HostPort& where) {
@@ -206,6 +209,22 @@ bool send_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
+}
+
+void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max_bytes) {
+  ::shutdown(fd, SHUT_WR);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char scratch[4096];
+  std::size_t discarded = 0;
+  while (discarded < max_bytes) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
+    const std::ptrdiff_t n = receive_some(fd, scratch);
+    if (n <= 0) return;
+    discarded += static_cast<std::size_t>(n);
+  }
 }
 
 std::size_t bytes_waiting(int fd) {

@@ -13,13 +13,12 @@
 namespace fib {
 
 StopSignals::StopSignals(std::function<void(int)> on_stop) : on_stop_(std::move(on_stop)) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  if (const int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0)
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  if (const int rc = pthread_sigmask(SIG_BLOCK, &set_, nullptr); rc != 0)
     throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
-  signals_ = Fd(::signalfd(-1, &set, SFD_CLOEXEC));
+  signals_ = Fd(::signalfd(-1, &set_, SFD_CLOEXEC));
   if (!signals_) throw std::system_error(errno, std::generic_category(), "signalfd");
   done_ = Fd(::eventfd(0, EFD_CLOEXEC));
   if (!done_) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -32,9 +31,28 @@ StopSignals::~StopSignals() {
   watcher_.join();
 }
 
+namespace {
+
+// The second signal. Async-signal-safe: nothing but _exit.
+void exit_at_once(int) { ::_exit(1); }
+
+// From the first signal on, a second one must end the process even if
+// on_stop, or anything it waits for (a blocked stderr), never returns: give
+// SIGINT and SIGTERM a handler that exits, and let them through to this
+// thread, the only one that does not block them.
+void arm_second_signal(const sigset_t& set) {
+  struct sigaction action {};
+  action.sa_handler = exit_at_once;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+}  // namespace
+
 void StopSignals::watch() {
   pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {done_.get(), POLLIN, 0}};
-  bool stopping = false;
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
@@ -43,12 +61,7 @@ void StopSignals::watch() {
     if (fds[1].revents != 0) return;
     signalfd_siginfo info{};
     if (::read(signals_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
-    if (stopping) {
-      static constexpr char kMessage[] = "second stop signal: exiting at once\n";
-      [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
-      ::_exit(1);
-    }
-    stopping = true;
+    arm_second_signal(set_);
     on_stop_(static_cast<int>(info.ssi_signo));
   }
 }

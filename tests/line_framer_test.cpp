@@ -62,6 +62,25 @@ TEST(LineFramer, UnterminatedRequestIsTakenWhole) {
   EXPECT_EQ(feed(framer, "5\n"), std::vector<std::string>{"5"});
 }
 
+TEST(LineFramer, ShortPartialMayBeARequestUntilTheClientSendsANewline) {
+  LineFramer framer;
+  feed(framer, "30");
+  EXPECT_TRUE(framer.partial_may_be_request());
+  framer.take_partial();
+  feed(framer, "1\n2");
+  EXPECT_FALSE(framer.partial_may_be_request());  // this client frames with newlines
+  EXPECT_EQ(feed(framer, "3\n"), std::vector<std::string>{"23"});
+}
+
+TEST(LineFramer, LongPartialIsALineStillArriving) {
+  LineFramer framer;
+  feed(framer, std::string(LineFramer::kMaxUnterminatedBytes, '1'));
+  EXPECT_TRUE(framer.partial_may_be_request());
+  feed(framer, "1");
+  EXPECT_FALSE(framer.partial_may_be_request());
+  EXPECT_TRUE(framer.has_partial());
+}
+
 TEST(LineFramer, TakePartialDropsTrailingCarriageReturn) {
   LineFramer framer;
   feed(framer, "1\n12\r");

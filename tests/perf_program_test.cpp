@@ -13,6 +13,17 @@ namespace {
 
 std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
+TEST(PerfProgram, HelpDescribesEveryOptionAndVersionIsPrinted) {
+  ChildProcess help(FIB_PERF_BIN, {"--help"});
+  EXPECT_EQ(help.wait_exit(5s), 0);
+  for (const char* option : {"--connections", "--number", "--duration", "--requests", "--rate", "--pipeline",
+                             "--warmup", "--timeout", "--json", "--version"})
+    EXPECT_NE(help.out().find(option), std::string::npos) << option;
+  ChildProcess version(FIB_PERF_BIN, {"--version"});
+  EXPECT_EQ(version.wait_exit(5s), 0);
+  EXPECT_EQ(version.out(), "fib_perf " FIB_SERVER_VERSION "\n");
+}
+
 TEST(PerfProgram, JsonSummaryHasTheDocumentedKeysAndExitsZero) {
   RunningServer server;
   ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-c", "2", "--requests", "300", "--json"});

@@ -24,6 +24,19 @@ class ServerProcess : public ChildProcess {
   std::string log() const { return err(); }
 };
 
+TEST(Program, HelpDescribesEveryOption) {
+  ChildProcess help(FIB_SERVER_BIN, {"--help"});
+  EXPECT_EQ(help.wait_exit(5s), 0);
+  for (const char* option : {"--mode", "--algorithm", "--max-n", "--shutdown-timeout", "--log-level", "--version"})
+    EXPECT_NE(help.out().find(option), std::string::npos) << option;
+}
+
+TEST(Program, VersionIsPrinted) {
+  ChildProcess version(FIB_SERVER_BIN, {"--version"});
+  EXPECT_EQ(version.wait_exit(5s), 0);
+  EXPECT_EQ(version.out(), "fib_server " FIB_SERVER_VERSION "\n");
+}
+
 TEST(Program, SigtermStopsCleanlyWithClientsConnected) {
   ServerProcess server({"127.0.0.1:0"});
   const std::uint16_t port = server.wait_for_port();
@@ -40,7 +53,7 @@ TEST(Program, SigtermStopsCleanlyWithClientsConnected) {
 }
 
 TEST(Program, SigintLetsTheRequestInFlightFinish) {
-  ServerProcess server({"127.0.0.1:0"});
+  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "120"});
   Client client(server.wait_for_port());
   client.send("42\n");
   std::this_thread::sleep_for(50ms);

@@ -36,7 +36,7 @@ TEST(ParseRequest, Junk) {
 
 TEST(ParseRequest, Signs) {
   EXPECT_EQ(parse_request("-5", 45).kind, Kind::negative);
-  EXPECT_EQ(parse_request("-0", 45).kind, Kind::negative);
+  EXPECT_EQ(parse_request("-0", 45).kind, Kind::not_a_number);
   EXPECT_EQ(parse_request("+5", 45).kind, Kind::not_a_number);
 }
 

@@ -15,9 +15,11 @@ namespace fib {
 
 class LineFramer {
  public:
-  // The longest line accepted, without its '\n'. A request is one number, so
-  // anything near this long is not a request.
+  // The longest line accepted, counting a '\r' before its '\n'. A request
+  // is one number, so anything near this long is not a request.
   static constexpr std::size_t kMaxLineBytes = 4095;
+  // The longest run of bytes without a newline taken as a request.
+  static constexpr std::size_t kMaxUnterminatedBytes = 32;
 
   // Where the next receive should write. Moves any partial line to the front
   // first, so views returned earlier are invalidated. Empty only when a
@@ -33,9 +35,18 @@ class LineFramer {
 
   // Bytes received after the last complete line.
   bool has_partial() const { return begin_ != end_; }
-  // Takes the partial line as one whole request, for when the client has
-  // sent all it is going to send for now (a trailing '\r' is dropped). May be
-  // empty or blank; the caller decides what that means.
+
+  // Clients in the seed's style send "30" with no newline, one send per
+  // request, and wait for the answer. So bytes left over once nothing more
+  // is waiting on the socket may be taken as one whole request, but only
+  // from a client that has never sent a '\n' (once one has, a read that ends
+  // mid-line is just a line split over reads) and only as long as a request
+  // (a longer run is a line still arriving).
+  bool partial_may_be_request() const {
+    return has_partial() && !seen_newline_ && end_ - begin_ <= kMaxUnterminatedBytes;
+  }
+  // Takes the partial line as one whole request (a trailing '\r' is
+  // dropped). May be empty or blank; the caller decides what that means.
   std::string_view take_partial();
 
   // True when a line has grown past kMaxLineBytes without a '\n'.
@@ -46,6 +57,7 @@ class LineFramer {
   std::size_t begin_ = 0;  // first byte not yet returned as a line
   std::size_t end_ = 0;    // one past the last byte received
   std::size_t scan_ = 0;   // bytes before this hold no '\n'
+  bool seen_newline_ = false;
 };
 
 }  // namespace fib

@@ -18,7 +18,7 @@ struct Request {
     number,        // n holds the index asked for
     blank,         // only spaces or tabs: ignored, like an empty line
     not_a_number,  // letters, inner spaces, a '+' sign, ...
-    negative,      // a '-' followed by digits
+    negative,      // a '-' followed by digits, not all zeros
     too_large,     // digits, but above the cap (or beyond 64 bits)
   };
   Kind kind;
@@ -52,9 +52,16 @@ class RequestHandler {
  public:
   RequestHandler(Algorithm algorithm, unsigned max_n);
 
-  // Appends the reply to `line` to `out`: "F(n)\n", or one line starting
-  // "error: " that says what was wrong and what is accepted. Returns false,
-  // appending nothing, for a blank line. `out` must not be nearly_full().
+  Request parse(std::string_view line) const { return parse_request(line, max_n_); }
+  // True when answering takes long enough (about a millisecond or more) that
+  // replies already waiting should be sent first.
+  bool slow(const Request& request) const;
+  // Appends the reply to `request`, parsed from `line`, to `out`: "F(n)\n",
+  // or one line starting "error: " that says what was wrong and what is
+  // accepted. Appends nothing for a blank line. `out` must not be
+  // nearly_full().
+  void respond(const Request& request, std::string_view line, ReplyBuffer& out) const;
+  // parse() then respond(); false for a blank line.
   bool reply(std::string_view line, ReplyBuffer& out) const;
   // The error line for a line longer than LineFramer::kMaxLineBytes.
   void reply_line_too_long(ReplyBuffer& out) const;

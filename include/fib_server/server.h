@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "fib_server/connection.h"
 #include "fib_server/fib.h"
 #include "fib_server/request_handler.h"
 #include "fib_server/socket.h"
@@ -45,9 +46,10 @@ class Server {
   // The address actually bound, with the real port when port 0 was asked for.
   const Endpoint& local_endpoint() const { return local_; }
 
-  // Accepts and serves until stop(); then stops accepting, lets requests in
-  // flight finish (up to shutdown_timeout), closes the connections and joins
-  // every thread before returning. Call once.
+  // Logs "listening on HOST:PORT", accepts and serves until stop(); then
+  // stops accepting, lets requests in flight finish (requests not started
+  // within shutdown_timeout are abandoned), closes the connections and joins
+  // every thread before returning, even when it throws. Call once.
   void run();
 
   // Thread-safe and idempotent; may be called before or during run(). Not
@@ -60,7 +62,9 @@ class Server {
     std::thread thread;
   };
 
+  void accept_loop();
   void serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self);
+  void wake();
   void join_finished();
   void drain();
 
@@ -68,7 +72,8 @@ class Server {
   RequestHandler handler_;
   Endpoint local_;
   Fd listener_;
-  Fd wakeup_;  // eventfd: stop() writes it to wake the accept loop
+  Fd wakeup_;  // eventfd: wakes the accept loop to stop, or to join ended threads
+  StopDeadline deadline_;  // set by stop(): requests not started by then are abandoned
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
   std::condition_variable all_closed_;

@@ -45,7 +45,8 @@ struct Endpoint {
   std::uint16_t port() const;
 };
 
-// Binds and listens on the first address `where` resolves to that works.
+// Binds and listens on the first address `where` resolves to that this host
+// has. The listener is non-blocking: accept only after poll says so.
 // ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6);
 // "localhost" is loopback. Throws std::system_error: "cannot listen on
 // 127.0.0.1:25000: bind: Address already in use", or std::runtime_error when
@@ -56,8 +57,9 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound);
 // host is loopback). Throws as listen_tcp does.
 Fd connect_tcp(const HostPort& where);
 
-// accept4 with close-on-exec; retries EINTR. Returns an empty Fd and leaves
-// errno set when nothing was accepted.
+// accept4 with close-on-exec (the accepted socket blocks); retries EINTR.
+// Returns an empty Fd and leaves errno set when nothing was accepted
+// (EAGAIN: nothing pending).
 Fd accept_connection(int listen_fd, Endpoint* peer);
 
 // Receives at most buffer.size() bytes; retries EINTR. Returns the count, 0
@@ -66,6 +68,12 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer);
 // Sends every byte, looping over partial sends and EINTR. Never raises
 // SIGPIPE. Returns false when the peer is gone or the send failed.
 bool send_all(int fd, std::string_view data);
+
+// Ends our side of the stream, then reads and discards what the peer still
+// sends, for at most `timeout` or `max_bytes`, so that the close that
+// follows does not reset the connection before the peer has read our last
+// reply (closing with unread input sends RST).
+void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max_bytes);
 
 // Bytes received and not yet read.
 std::size_t bytes_waiting(int fd);

@@ -2,6 +2,8 @@
 // call on an ordinary thread, so that stopping can take locks and log.
 #pragma once
 
+#include <signal.h>
+
 #include <functional>
 #include <thread>
 
@@ -14,7 +16,8 @@ class StopSignals {
   // Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
   // it starts afterwards: construct this before starting other threads. The
   // first signal calls on_stop(signal number) on the watcher's thread; a
-  // second one ends the process at once with status 1.
+  // second one ends the process at once with status 1, even if on_stop is
+  // still running.
   explicit StopSignals(std::function<void(int)> on_stop);
   // Stops watching and joins the watcher thread. The signals stay blocked.
   ~StopSignals();
@@ -25,6 +28,7 @@ class StopSignals {
   void watch();
 
   std::function<void(int)> on_stop_;
+  sigset_t set_;  // SIGINT and SIGTERM
   Fd signals_;  // signalfd for SIGINT and SIGTERM
   Fd done_;     // eventfd: the destructor writes it to end watch()
   std::thread watcher_;
