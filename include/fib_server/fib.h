@@ -15,12 +15,14 @@ enum class Algorithm {
 
 // The largest n whose F(n) fits in 64 bits: F(93) = 12200160415121876738.
 inline constexpr unsigned kMaxIndex = 93;
-// The default cap under the recursive algorithm: F(45) costs a few seconds of
-// CPU, so no single request can pin a core for long.
+// The default cap under the recursive algorithm: F(45) costs about a second
+// of CPU (a few on a slow machine or an unoptimised build), so no single
+// request can pin a core for long.
 inline constexpr unsigned kDefaultMaxRecursive = 45;
 
-// Same recursion as the Go and Python servers (base case n <= 2), so the
-// number of calls, and so the CPU cost of a request, is the same.
+// The same definition as the Go and Python servers (base case n <= 2). The
+// compiler may optimise it as it sees fit: that is part of what a C++
+// versus Go comparison measures.
 std::uint64_t fib_recursive(unsigned n);
 // Exact for every n <= kMaxIndex.
 std::uint64_t fib_iterative(unsigned n);
