@@ -25,17 +25,39 @@ bool nothing_more_waiting(int fd, std::size_t received, std::size_t asked) {
 
 }  // namespace
 
-ConnectionResult serve_connection(int fd, const RequestHandler& handler, const StopDeadline& deadline) {
+std::string_view to_string(ConnectionResult::End end) {
+  switch (end) {
+    case ConnectionResult::End::closed: return "closed by the client";
+    case ConnectionResult::End::failed: return "failed";
+    case ConnectionResult::End::line_too_long: return "line too long";
+    case ConnectionResult::End::idle: return "idle timeout";
+    case ConnectionResult::End::stalled: return "send timeout: the client stopped reading";
+    case ConnectionResult::End::abandoned: return "server stopping";
+  }
+  return "?";
+}
+
+ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy) {
+  using Clock = std::chrono::steady_clock;
+  using End = ConnectionResult::End;
   ConnectionResult result;
   LineFramer framer;
   ReplyBuffer replies;
   std::uint64_t unsent = 0;  // replies in `replies`
+  const bool idle_limit = policy.idle_timeout.count() > 0;
+  Clock::time_point last_request = Clock::now();
+  bool answered = false;  // since the last read
 
+  const auto end = [&](End how, int error = 0) {
+    result.end = how;
+    result.error = error;
+    return false;
+  };
   const auto flush = [&] {
     if (replies.empty()) return true;
     if (!send_all(fd, replies.view())) {
-      result.error = errno;
-      return false;
+      // A send timeout (SO_SNDTIMEO) means the client stopped reading.
+      return errno == EAGAIN || errno == EWOULDBLOCK ? end(End::stalled) : end(End::failed, errno);
     }
     result.requests += unsent;
     unsent = 0;
@@ -44,10 +66,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const S
   };
   // Answers one request line; false when the connection should end.
   const auto answer = [&](std::string_view line) {
-    if (deadline.passed()) {
-      result.abandoned = true;
-      return false;
-    }
+    if (policy.deadline != nullptr && policy.deadline->passed()) return end(End::abandoned);
     const Request request = handler.parse(line);
     if (request.kind == Request::Kind::blank) return true;
     // Waiting replies go out before a slow request, so that a stop (or the
@@ -55,6 +74,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const S
     if ((replies.nearly_full() || handler.slow(request)) && !flush()) return false;
     handler.respond(request, line, replies);
     ++unsent;
+    answered = true;
     return true;
   };
 
@@ -62,7 +82,10 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const S
     const std::span<char> space = framer.free_space();
     const std::ptrdiff_t received = receive_some(fd, space);
     if (received < 0) {
-      result.error = errno;
+      // A receive timeout (SO_RCVTIMEO) means nothing arrived for the idle timeout.
+      if (errno == EAGAIN || errno == EWOULDBLOCK) end(End::idle);
+      else end(End::failed, errno);
+      flush();
       return result;
     }
     const bool end_of_stream = received == 0;
@@ -77,7 +100,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const S
     if (go_on && framer.line_too_long()) {
       // The whole buffer holds one unfinished line: refuse it and hang up,
       // since what follows cannot be framed reliably.
-      result.line_too_long = true;
+      end(End::line_too_long);
       if (replies.nearly_full() && !flush()) return result;
       handler.reply_line_too_long(replies);
       ++unsent;
@@ -90,6 +113,18 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const S
       go_on = answer(framer.take_partial());
     }
     if (!flush() || !go_on || end_of_stream) return result;
+    // Bytes that trickle in without ever completing a request do not keep a
+    // connection alive (silence alone is caught by the receive timeout).
+    if (idle_limit) {
+      const Clock::time_point now = Clock::now();
+      if (answered) {
+        last_request = now;
+        answered = false;
+      } else if (now - last_request >= policy.idle_timeout) {
+        end(End::idle);
+        return result;
+      }
+    }
   }
 }
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   std::string mode = "thread";
   std::string algorithm = "recursive";
   double shutdown_timeout_s = 10.0;
+  double idle_timeout_s = 300.0;
 
   CLI::App app{
       "Thread-per-connection TCP Fibonacci server. Send a number n and a newline;\n"
@@ -42,6 +43,15 @@ int main(int argc, char** argv) {
                  "seconds a stop waits for requests in flight before closing their connections")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--max-connections", config.max_connections,
+                 "connections served at once; a client over the limit gets an error line and is closed (default: "
+                 "the descriptor limit less 16)")
+      ->check(CLI::Range(1u, 10'000'000u));
+  app.add_option("--idle-timeout", idle_timeout_s,
+                 "seconds; a connection that completes no request, or cannot send its replies, for this long is "
+                 "closed (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -50,6 +60,7 @@ int main(int argc, char** argv) {
   config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));
+  config.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
 
   auto logger = spdlog::stderr_color_mt("fib_server");
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
@@ -60,6 +71,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   try {
+    spdlog::info("descriptor limit {}", fib::raise_descriptor_limit());
     fib::Server server(config);
     // Blocks SIGINT and SIGTERM before run() starts any thread or logs
     // "listening on".

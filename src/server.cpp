@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <system_error>
+
+#include <fmt/format.h>
 
 #include <spdlog/spdlog.h>
 
@@ -22,6 +25,10 @@ namespace {
 constexpr std::chrono::milliseconds kAcceptBackoffFirst{5};
 constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 
+// Descriptors kept back from connections: the listener, the wake-up
+// eventfd, standard streams, log files.
+constexpr std::uint64_t kReservedDescriptors = 16;
+
 bool is_resource_shortage(int error) {
   return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
@@ -30,9 +37,16 @@ std::string_view to_string(Mode mode) { return mode == Mode::thread ? "thread" :
 
 }  // namespace
 
+unsigned default_max_connections() {
+  const std::uint64_t limit = descriptor_limit();
+  return static_cast<unsigned>(std::clamp<std::uint64_t>(limit > kReservedDescriptors ? limit - kReservedDescriptors : 1,
+                                                          1, std::numeric_limits<unsigned>::max()));
+}
+
 Server::Server(const ServerConfig& config)
     : config_(config),
-      handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)) {
+      handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)),
+      max_connections_(config.max_connections != 0 ? config.max_connections : default_max_connections()) {
   listener_ = listen_tcp(parse_host_port(config.address), &local_);
   wakeup_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wakeup_) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -44,8 +58,8 @@ Server::~Server() {
 }
 
 void Server::run() {
-  spdlog::info("listening on {} ({} mode, {} fib, n up to {})", local_.to_string(), to_string(config_.mode),
-               fib::to_string(handler_.algorithm()), handler_.max_n());
+  spdlog::info("listening on {} ({} mode, {} fib, n up to {}, at most {} connections)", local_.to_string(),
+               to_string(config_.mode), fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_);
   try {
     accept_loop();
   } catch (...) {
@@ -96,6 +110,11 @@ void Server::accept_loop() {
     backoff = std::chrono::milliseconds{0};
 
     std::unique_lock lock(mutex_);
+    if (live_.size() >= max_connections_) {
+      lock.unlock();
+      refuse(std::move(fd), peer);
+      continue;
+    }
     const auto self = live_.insert(live_.end(), Live{fd.get(), {}});
     if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
     if (config_.mode == Mode::sequential) {
@@ -117,22 +136,41 @@ void Server::accept_loop() {
   }
 }
 
+// Over the connection limit: say so and hang up, without blocking the
+// accept loop.
+void Server::refuse(Fd fd, const Endpoint& peer) {
+  spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
+               max_connections_);
+  const std::string message =
+      fmt::format("error: server busy: {} connections open, the most it serves at once; try again later\n",
+                  max_connections_);
+  ::send(fd.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd.get(), SHUT_WR);
+  char scratch[512];  // what the client already sent; left unread, it would turn the close into a reset
+  while (::recv(fd.get(), scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
+  }
+}
+
 void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
   ConnectionResult result;
   try {
     set_no_delay(fd.get());
-    result = serve_connection(fd.get(), handler_, deadline_);
+    if (config_.idle_timeout.count() > 0) {
+      set_receive_timeout(fd.get(), config_.idle_timeout);
+      set_send_timeout(fd.get(), config_.idle_timeout);
+    }
+    result = serve_connection(fd.get(), handler_, {&deadline_, config_.idle_timeout});
   } catch (const std::exception& e) {
+    result.end = ConnectionResult::End::failed;
     spdlog::warn("connection from {}: {}", name, e.what());
   }
-  const char* why = result.line_too_long ? " (line too long)" : result.abandoned ? " (stopping)" : "";
-  if (result.error != 0) {
-    spdlog::info("connection from {} closed after {} requests ({}){}", name, result.requests,
-                 std::generic_category().message(result.error), why);
+  if (result.end == ConnectionResult::End::failed && result.error != 0) {
+    spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
+                 std::generic_category().message(result.error));
   } else {
-    spdlog::info("connection from {} closed after {} requests{}", name, result.requests, why);
+    spdlog::info("connection from {} closed after {} requests: {}", name, result.requests, to_string(result.end));
   }
 
   std::lock_guard lock(mutex_);

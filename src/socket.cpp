@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -235,11 +236,39 @@ std::size_t bytes_waiting(int fd) {
 
 void set_no_delay(int fd) { set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY"); }
 
-void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
+namespace {
+
+void set_timeout(int fd, int option, std::chrono::milliseconds timeout, std::string_view what) {
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) throw_errno(errno, "setsockopt SO_RCVTIMEO");
+  if (setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv) != 0) throw_errno(errno, what);
+}
+
+}  // namespace
+
+void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
+  set_timeout(fd, SO_RCVTIMEO, timeout, "setsockopt SO_RCVTIMEO");
+}
+
+void set_send_timeout(int fd, std::chrono::milliseconds timeout) {
+  set_timeout(fd, SO_SNDTIMEO, timeout, "setsockopt SO_SNDTIMEO");
+}
+
+std::uint64_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno(errno, "getrlimit RLIMIT_NOFILE");
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno(errno, "setrlimit RLIMIT_NOFILE");
+  }
+  return limit.rlim_cur;
+}
+
+std::uint64_t descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno(errno, "getrlimit RLIMIT_NOFILE");
+  return limit.rlim_cur;
 }
 
 }  // namespace fib

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <string_view>
 
 #include "fib_server/request_handler.h"
 
@@ -29,17 +30,34 @@ class StopDeadline {
 };
 
 struct ConnectionResult {
+  enum class End {
+    closed,         // the client closed its side (everything asked was answered)
+    failed,         // a receive or send failed: `error` says why
+    line_too_long,  // refused a line past LineFramer::kMaxLineBytes, then closed
+    idle,           // no request completed within the idle timeout
+    stalled,        // replies stuck unsent for the idle timeout: the client stopped reading
+    abandoned,      // the stop deadline passed with requests not started
+  };
+  End end = End::closed;
+  int error = 0;               // errno, for End::failed
   std::uint64_t requests = 0;  // replies sent, error lines included
-  bool line_too_long = false;  // closed because a line passed the limit
-  bool abandoned = false;      // the stop deadline passed with requests unanswered
-  int error = 0;               // errno that ended it, 0 for a clean end of stream
+};
+
+std::string_view to_string(ConnectionResult::End end);
+
+struct ConnectionPolicy {
+  const StopDeadline* deadline = nullptr;  // none: never abandoned
+  // A connection that completes no request for this long is closed; 0: never.
+  // The caller also sets it as the socket's receive and send timeouts.
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 // Serves `fd` until the client closes its side, the connection fails, a line
-// is too long, or `deadline` passes. Every request received before the end
-// is answered, in order; the replies to one read go out in one send, and
-// replies waiting are sent before a slow request is started. Never throws
-// for what a client does; does not close `fd`.
-ConnectionResult serve_connection(int fd, const RequestHandler& handler, const StopDeadline& deadline);
+// is too long, it idles or stalls past the idle timeout, or the stop
+// deadline passes. Every request received before the end is answered, in
+// order; the replies to one read go out in one send, and replies waiting are
+// sent before a slow request is started. Never throws for what a client
+// does; does not close `fd`.
+ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy);
 
 }  // namespace fib

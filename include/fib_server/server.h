@@ -32,7 +32,17 @@ struct ServerConfig {
   unsigned max_n = 0;  // 0: fib::default_max_n(algorithm)
   // How long a stop waits for requests in flight before closing connections.
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // Connections served at once; a client over the limit gets an error line
+  // and is closed. 0: default_max_connections().
+  unsigned max_connections = 0;
+  // A connection that completes no request, or cannot send its replies, for
+  // this long is closed. 0: never.
+  std::chrono::milliseconds idle_timeout{300'000};
 };
+
+// The descriptor limit in effect, less a reserve for the listener, logging
+// and the like.
+unsigned default_max_connections();
 
 class Server {
  public:
@@ -63,6 +73,7 @@ class Server {
   };
 
   void accept_loop();
+  void refuse(Fd fd, const Endpoint& peer);
   void serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self);
   void wake();
   void join_finished();
@@ -70,6 +81,7 @@ class Server {
 
   ServerConfig config_;
   RequestHandler handler_;
+  unsigned max_connections_;
   Endpoint local_;
   Fd listener_;
   Fd wakeup_;  // eventfd: wakes the accept loop to stop, or to join ended threads
@@ -78,7 +90,7 @@ class Server {
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
   std::condition_variable all_closed_;
   bool stopping_ = false;
-  std::list<Live> live_;
+  std::list<Live> live_;  // also counts the connections served at once
   std::vector<std::thread> finished_;  // ended threads waiting to be joined
 };
 

@@ -79,7 +79,14 @@ void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max
 std::size_t bytes_waiting(int fd);
 // Turns off Nagle's algorithm: every reply is a small write the client waits for.
 void set_no_delay(int fd);
-// Makes a blocked receive on `fd` return with a timeout error after `timeout`.
+// Makes a blocked receive on `fd` fail with EAGAIN after `timeout` with no data.
 void set_receive_timeout(int fd, std::chrono::milliseconds timeout);
+// Makes a blocked send on `fd` fail with EAGAIN after `timeout` without progress.
+void set_send_timeout(int fd, std::chrono::milliseconds timeout);
+
+// The soft limit on open descriptors, after raising it to the hard limit.
+std::uint64_t raise_descriptor_limit();
+// The soft limit on open descriptors.
+std::uint64_t descriptor_limit();
 
 }  // namespace fib
