@@ -115,7 +115,14 @@ void Server::accept_loop() {
       refuse(std::move(fd), peer);
       continue;
     }
-    const auto self = live_.insert(live_.end(), Live{fd.get(), {}});
+    std::list<Live>::iterator self;
+    try {
+      self = live_.insert(live_.end(), Live{fd.get(), {}});
+    } catch (const std::bad_alloc&) {
+      lock.unlock();
+      turn_away(std::move(fd), peer, "out of memory");
+      continue;
+    }
     if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
     if (config_.mode == Mode::sequential) {
       lock.unlock();
@@ -127,41 +134,70 @@ void Server::accept_loop() {
       // failure it is still ours to answer and close.
       self->thread = std::thread([this, raw = fd.get(), peer, self] { serve(Fd(raw), peer, self); });
       fd.release();
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
       live_.erase(self);
       lock.unlock();
-      spdlog::warn("cannot start a thread for {}: {}", peer.to_string(), e.what());
-      send_all(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
+      turn_away(std::move(fd), peer, e.what());
     }
   }
 }
 
-// Over the connection limit: say so and hang up, without blocking the
-// accept loop.
+// No thread for this client (out of threads or memory): say so and hang up.
+void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) {
+  const std::uint64_t count = threads_failed_.fetch_add(1, std::memory_order_relaxed) + 1;
+  spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
+  hang_up(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
+}
+
+// Over the connection limit: say so and hang up.
 void Server::refuse(Fd fd, const Endpoint& peer) {
   spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
                max_connections_);
-  const std::string message =
-      fmt::format("error: server busy: {} connections open, the most it serves at once; try again later\n",
-                  max_connections_);
-  ::send(fd.get(), message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  ::shutdown(fd.get(), SHUT_WR);
-  char scratch[512];  // what the client already sent; left unread, it would turn the close into a reset
-  while (::recv(fd.get(), scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
+  hang_up(fd.get(), fmt::format("error: server busy: {} connections open, the most it serves at once; try again "
+                                "later\n",
+                                max_connections_));
+}
+
+// Sends `message` and ends our side without blocking the accept loop. What
+// the client already sent is read first: left unread, it would turn the
+// close into a reset that can overtake the message.
+void Server::hang_up(int fd, std::string_view message) {
+  ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd, SHUT_WR);
+  char scratch[512];
+  while (::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
   }
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) {
+  try {
+    serve_and_log(fd.get(), peer);
+  } catch (...) {
+    // Out of memory even for a log line: nothing more to say. The
+    // connection still ends, and is unregistered, below.
+  }
+  std::lock_guard lock(mutex_);
+  fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
+  if (self->thread.joinable()) {
+    finished_.splice(finished_.end(), live_, self);  // moves the node: cannot fail
+    wake();                                          // the accept loop joins it
+  } else {
+    live_.erase(self);
+  }
+  if (live_.empty()) all_closed_.notify_all();
+}
+
+void Server::serve_and_log(int fd, const Endpoint& peer) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
   ConnectionResult result;
   try {
-    set_no_delay(fd.get());
+    set_no_delay(fd);
     if (config_.idle_timeout.count() > 0) {
-      set_receive_timeout(fd.get(), config_.idle_timeout);
-      set_send_timeout(fd.get(), config_.idle_timeout);
+      set_receive_timeout(fd, config_.idle_timeout);
+      set_send_timeout(fd, config_.idle_timeout);
     }
-    result = serve_connection(fd.get(), handler_, {&deadline_, config_.idle_timeout});
+    result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout});
   } catch (const std::exception& e) {
     result.end = ConnectionResult::End::failed;
     spdlog::warn("connection from {}: {}", name, e.what());
@@ -172,15 +208,6 @@ void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) 
   } else {
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests, to_string(result.end));
   }
-
-  std::lock_guard lock(mutex_);
-  fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
-  if (self->thread.joinable()) {
-    finished_.push_back(std::move(self->thread));
-    wake();  // the accept loop joins it
-  }
-  live_.erase(self);
-  if (live_.empty()) all_closed_.notify_all();
 }
 
 void Server::wake() {
@@ -214,12 +241,12 @@ void Server::drain() {
 }
 
 void Server::join_finished() {
-  std::vector<std::thread> done;
+  std::list<Live> done;
   {
     std::lock_guard lock(mutex_);
     done.swap(finished_);
   }
-  for (std::thread& t : done) t.join();
+  for (Live& ended : done) ended.thread.join();
 }
 
 }  // namespace fib

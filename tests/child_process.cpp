@@ -72,6 +72,19 @@ std::string ChildProcess::err() const { return read_file(err_path_); }
 
 void ChildProcess::signal(int number) { ::kill(pid_, number); }
 
+double ChildProcess::cpu_seconds() const {
+  const std::string stat = read_file("/proc/" + std::to_string(pid_) + "/stat");
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!exit_status_) {

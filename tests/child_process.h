@@ -23,6 +23,8 @@ class ChildProcess {
   std::string out() const;
   std::string err() const;
   void signal(int number);
+  // CPU time (user + system) the child has used so far, from /proc.
+  double cpu_seconds() const;
   // The exit status (128 + signal if killed), or nullopt if still running
   // after `timeout`.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);

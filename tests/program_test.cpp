@@ -1,6 +1,7 @@
 // Covers the fib_server program as users run it: a real process, real
 // signals, its exit status and what it logs.
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <string>
@@ -107,6 +108,125 @@ TEST(Program, LogLevelWarnLeavesOutConnectionLines) {
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait_exit(10s), 0);
   EXPECT_EQ(server.log(), "");
+}
+
+TEST(Program, RaisesTheSoftDescriptorLimitToTheHardOne) {
+  ChildProcess server("/usr/bin/prlimit", {"--nofile=100:200", FIB_SERVER_BIN, "127.0.0.1:0"});
+  server.wait_for_listening_port();
+  EXPECT_NE(server.err().find("descriptor limit 200"), std::string::npos) << server.err();
+  EXPECT_NE(server.err().find("at most 184 connections"), std::string::npos) << server.err();
+}
+
+TEST(Program, OutOfDescriptorsBacksOffQuietlyAndRecovers) {
+  // 64 descriptors, and a connection limit above that, so accept runs out.
+  ChildProcess server("/usr/bin/prlimit",
+                      {"--nofile=64:64", FIB_SERVER_BIN, "127.0.0.1:0", "--max-connections", "1000"});
+  const std::uint16_t port = server.wait_for_listening_port();
+  std::vector<std::unique_ptr<Client>> hogs;
+  for (int i = 0; i < 100; ++i) hogs.push_back(std::make_unique<Client>(port));  // the kernel queues them all
+  std::this_thread::sleep_for(300ms);
+  const double cpu_before = server.cpu_seconds();
+  std::this_thread::sleep_for(1s);
+  const double busy = server.cpu_seconds() - cpu_before;
+  EXPECT_LT(busy, 0.2) << "the accept loop spun";
+  const std::string log = server.err();
+  const std::string warning = "accept: Too many open files; pausing accepts until resources free up";
+  EXPECT_NE(log.find(warning), std::string::npos) << log;
+  EXPECT_EQ(log.find(warning), log.rfind(warning)) << "warned more than once";
+  // The ones it could accept are served.
+  hogs.front()->send("4\n");
+  EXPECT_EQ(hogs.front()->read_line(), "3");
+  hogs.clear();
+  Client next(port);
+  next.send("12\n");
+  EXPECT_EQ(next.read_line(10s), "144");
+  EXPECT_EQ(server.wait_exit(0ms), std::nullopt);  // still running
+}
+
+TEST(Program, ThreadCreationFailureIsAnErrorLineAndTheServerCarriesOn) {
+  // Little address space: thread stacks run out after a few dozen threads.
+  ChildProcess server("/usr/bin/prlimit", {"--as=200000000", FIB_SERVER_BIN, "127.0.0.1:0"});
+  const std::uint16_t port = server.wait_for_listening_port();
+  std::vector<std::unique_ptr<Client>> clients;
+  std::string refusal;
+  for (int i = 0; i < 2000 && refusal.empty(); ++i) {
+    clients.push_back(std::make_unique<Client>(port));
+    clients.back()->send("1\n");
+    const auto line = clients.back()->read_line();
+    ASSERT_TRUE(line.has_value()) << "connection " << i;
+    if (*line != "1") refusal = *line;
+  }
+  EXPECT_EQ(refusal, "error: server cannot start a thread for this connection; try again later");
+  EXPECT_TRUE(clients.back()->read_eof());
+  EXPECT_NE(server.err().find("cannot start a thread"), std::string::npos);
+  clients.clear();
+  for (int attempt = 0;; ++attempt) {  // once threads have ended, newcomers are served again
+    Client next(port);
+    next.send("11\n");
+    const auto line = next.read_line();
+    ASSERT_TRUE(line.has_value());
+    if (*line == "89") break;
+    ASSERT_LT(attempt, 200) << *line;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(server.wait_exit(0ms), std::nullopt);
+}
+
+TEST(Program, RestartRightAfterAStopBindsAtOnce) {
+  const std::string address = "127.0.0.1:" + std::to_string(free_port());
+  for (int round = 0; round < 2; ++round) {
+    ServerProcess server({address});
+    server.wait_for_port();
+    for (int i = 0; i < 20; ++i) {  // connections the server closes first leave TIME_WAIT behind
+      Client client(static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+      client.send("2\n");
+      EXPECT_EQ(client.read_line(), "1");
+    }
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(10s), 0) << server.log();
+  }
+}
+
+TEST(Program, StopUnderLoadDeliversEveryAnswerInFlight) {
+  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "120"});
+  const std::uint16_t port = server.wait_for_port();
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 50; ++i) {
+    idle.push_back(std::make_unique<Client>(port));
+    idle.back()->send("1\n");
+    ASSERT_EQ(idle.back()->read_line(), "1");
+  }
+  std::vector<std::unique_ptr<Client>> busy;
+  for (int i = 0; i < 4; ++i) {
+    busy.push_back(std::make_unique<Client>(port));
+    busy.back()->send("1\n");
+    ASSERT_EQ(busy.back()->read_line(), "1");
+    busy.back()->send("38\n39\n");
+  }
+  std::this_thread::sleep_for(50ms);
+  server.signal(SIGTERM);
+  for (auto& client : busy) {
+    EXPECT_EQ(client->read_line(60s), std::to_string(fib_iterative(38)));
+    EXPECT_EQ(client->read_line(60s), std::to_string(fib_iterative(39)));
+    EXPECT_TRUE(client->read_eof());
+  }
+  for (auto& client : idle) EXPECT_TRUE(client->read_eof());
+  EXPECT_EQ(server.wait_exit(60s), 0);
+}
+
+TEST(Program, ClientsThatVanishDoNotKillTheProcess) {
+  ServerProcess server({"127.0.0.1:0"});
+  const std::uint16_t port = server.wait_for_port();
+  for (int i = 0; i < 300; ++i) {
+    Client rude(port);
+    rude.send("27\n27\n27\n27\n");
+    const linger reset{1, 0};  // gone, with answers on their way: a send to a dead peer
+    ::setsockopt(rude.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  }
+  Client polite(port);
+  polite.send("27\n");
+  EXPECT_EQ(polite.read_line(), std::to_string(fib_iterative(27)));
+  EXPECT_EQ(server.wait_exit(0ms), std::nullopt);
 }
 
 }  // namespace

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -74,7 +76,12 @@ class Server {
 
   void accept_loop();
   void refuse(Fd fd, const Endpoint& peer);
+  void turn_away(Fd fd, const Endpoint& peer, std::string_view why);
+  static void hang_up(int fd, std::string_view message);
+  // Runs on the connection's thread (in sequential mode, the caller's) and
+  // never throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self);
+  void serve_and_log(int fd, const Endpoint& peer);
   void wake();
   void join_finished();
   void drain();
@@ -91,7 +98,8 @@ class Server {
   std::condition_variable all_closed_;
   bool stopping_ = false;
   std::list<Live> live_;  // also counts the connections served at once
-  std::vector<std::thread> finished_;  // ended threads waiting to be joined
+  std::list<Live> finished_;  // ended connections whose threads wait to be joined
+  std::atomic<std::uint64_t> threads_failed_{0};
 };
 
 }  // namespace fib

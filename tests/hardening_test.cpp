@@ -1,0 +1,159 @@
+// Covers what hostile or broken clients do to the server, in-process over
+// real sockets: connection limits, idle and stalled clients, slow readers,
+// garbage and resets.
+#include <sys/socket.h>
+
+#include <atomic>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fib_server/fib.h"
+#include "test_client.h"
+
+namespace fib::testing {
+namespace {
+
+TEST(Hardening, ClientOverTheConnectionLimitIsToldAndClosed) {
+  RunningServer running({.max_connections = 3});
+  std::vector<std::unique_ptr<Client>> served;
+  for (int i = 0; i < 3; ++i) {
+    served.push_back(std::make_unique<Client>(running.port()));
+    served.back()->send("5\n");
+    ASSERT_EQ(served.back()->read_line(), "5");
+  }
+  {
+    Client refused(running.port());
+    const auto line = refused.read_line();
+    ASSERT_TRUE(line.has_value());
+    EXPECT_EQ(*line, "error: server busy: 3 connections open, the most it serves at once; try again later");
+    EXPECT_TRUE(refused.read_eof());
+  }
+  for (auto& client : served) {  // untouched
+    client->send("6\n");
+    EXPECT_EQ(client->read_line(), "8");
+  }
+  served.pop_back();  // one leaves: a newcomer is served
+  for (int attempt = 0;; ++attempt) {
+    Client next(running.port());
+    next.send("7\n");
+    const auto line = next.read_line();
+    ASSERT_TRUE(line.has_value());
+    if (*line == "13") break;
+    // The server may not have seen the close yet.
+    ASSERT_TRUE(line->starts_with("error: server busy")) << *line;
+    ASSERT_LT(attempt, 100);
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+TEST(Hardening, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  RunningServer running({.idle_timeout = 300ms});
+  Client idle(running.port());
+  idle.send("1\n");
+  ASSERT_EQ(idle.read_line(), "1");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(idle.read_eof(10s));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 250ms);
+}
+
+TEST(Hardening, BytesTricklingInWithoutARequestDoNotKeepAConnectionOpen) {
+  RunningServer running({.idle_timeout = 300ms});
+  Client trickler(running.port());
+  trickler.send("1\n");  // from here on only a newline ends a request
+  ASSERT_EQ(trickler.read_line(), "1");
+  bool closed = false;
+  for (int i = 0; i < 200 && !closed; ++i) {  // one byte every 50 ms, up to 10 s
+    try {
+      trickler.send("1");
+    } catch (const std::exception&) {
+      closed = true;  // the server hung up and reset
+      break;
+    }
+    closed = trickler.read_eof(50ms);
+  }
+  EXPECT_TRUE(closed);
+}
+
+TEST(Hardening, SlowClientThatKeepsAskingIsNeverCut) {
+  RunningServer running({.idle_timeout = 300ms});
+  Client slow(running.port());
+  for (int i = 0; i < 12; ++i) {  // 1.2 s in all, four idle timeouts
+    slow.send("9\n");
+    ASSERT_EQ(slow.read_line(), "34") << "request " << i;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+TEST(Hardening, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
+  RunningServer running({.algorithm = Algorithm::iterative, .idle_timeout = 300ms});
+  Client stuck(running.port());
+  // Ask for far more than the socket buffers hold, and never read.
+  const std::string requests = [] {
+    std::string r;
+    for (int i = 0; i < 1000; ++i) r += "93\n";
+    return r;
+  }();
+  bool closed = false;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    closed = !send_all(stuck.fd(), requests);  // fails once the server has hung up
+  }
+  EXPECT_TRUE(closed);
+  Client next(running.port());
+  next.send("10\n");
+  EXPECT_EQ(next.read_line(), "55");
+}
+
+TEST(Hardening, SlowReaderGetsEveryAnswerWhole) {
+  RunningServer running({.algorithm = Algorithm::iterative});
+  Client reader(running.port());
+  constexpr int kRequests = 100'000;  // about 2 MB of answers: sends block and go out in parts
+  std::thread writer([&] {
+    std::string batch;
+    for (int i = 0; i < 1000; ++i) batch += std::to_string(93 - i % 10) + "\n";
+    for (int i = 0; i < kRequests / 1000; ++i) send_all(reader.fd(), batch);
+  });
+  int good = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    if (i % 20'000 == 0) std::this_thread::sleep_for(200ms);  // fall behind now and then
+    const auto line = reader.read_line(30s);
+    if (!line) break;
+    if (*line == std::to_string(fib_iterative(static_cast<unsigned>(93 - i % 10)))) ++good;
+  }
+  writer.join();
+  EXPECT_EQ(good, kRequests);
+}
+
+TEST(Hardening, GarbageFromHundredsOfConnectionsHurtsNothing) {
+  RunningServer running({.max_n = 20});
+  std::mt19937 random(7);
+  for (int i = 0; i < 300; ++i) {
+    Client rude(running.port());
+    std::string junk(std::uniform_int_distribution<std::size_t>(1, 9000)(random), '\0');
+    for (char& c : junk) c = static_cast<char>(random());
+    send_all(rude.fd(), junk);
+    switch (random() % 3) {
+      case 0: {  // reset
+        const linger reset{1, 0};
+        ::setsockopt(rude.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        break;
+      }
+      case 1:  // half-close and read a little
+        rude.shutdown_write();
+        rude.read_line(5ms);
+        break;
+      default:  // just close
+        break;
+    }
+  }
+  Client good(running.port());
+  good.send("20\n");
+  EXPECT_EQ(good.read_line(), "6765");
+}
+
+}  // namespace
+}  // namespace fib::testing
