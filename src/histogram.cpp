@@ -55,8 +55,11 @@ void Histogram::clear() {
 
 std::uint64_t Histogram::percentile(double percentile) const {
   if (count_ == 0) return 0;
-  const auto rank = static_cast<std::uint64_t>(
-      std::max(1.0, std::ceil(std::clamp(percentile, 0.0, 100.0) / 100.0 * static_cast<double>(count_))));
+  if (percentile >= 100) return max_;
+  // The rank of the value asked for: ceil(p / 100 * count), less a hair so
+  // that 99.9% of 1000 values is the 999th, not the 1000th, in floating point.
+  const double exact = std::clamp(percentile, 0.0, 100.0) / 100.0 * static_cast<double>(count_);
+  const auto rank = static_cast<std::uint64_t>(std::max(1.0, std::ceil(exact - 1e-9 * exact)));
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBuckets; ++i) {
     seen += counts_[i];

@@ -1,6 +1,7 @@
 #include "fib_server/load_generator.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -39,12 +40,15 @@ constexpr double kBehindScheduleFraction = 0.99;
 constexpr double kLateSendFraction = 0.01;
 
 std::uint64_t to_ns(Clock::duration d) {
-  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
 }
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-double cpu_seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
+Clock::duration from_seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
 struct CpuTimes {
   double user = 0, system = 0;
@@ -53,11 +57,17 @@ struct CpuTimes {
 CpuTimes cpu_times(int who) {
   rusage usage{};
   getrusage(who, &usage);
-  return {cpu_seconds(usage.ru_utime), cpu_seconds(usage.ru_stime)};
+  const auto to_s = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  return {to_s(usage.ru_utime), to_s(usage.ru_stime)};
 }
 
-Clock::duration from_seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+// The CPUs this process may run on (affinity), not all the machine has.
+unsigned usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace
@@ -76,7 +86,7 @@ struct LoadGenerator::Shared {
     expected = fmt::format("{}", fib_iterative(config.n));
   }
 
-  bool stopping() const { return stop.load(std::memory_order_relaxed); }
+  bool stopping() const { return stop.load(std::memory_order_acquire); }
 
   const LoadConfig config;
   std::string requests;  // `pipeline` copies of "n\n": a batch is a prefix
@@ -85,6 +95,7 @@ struct LoadGenerator::Shared {
   std::latch ready;      // counted down by each worker once connected
   std::latch go{1};      // opened by run() once every worker is ready
   Clock::time_point start, measure_start;  // written before `go` opens
+  Clock::time_point end;                   // written before `stop` is set
 
   std::mutex done_mutex;  // guards `running`; wakes run() early
   std::condition_variable done;
@@ -105,8 +116,8 @@ class LoadGenerator::Worker {
   };
 
   Worker(Shared& shared, unsigned index, Fd fd)
-      : shared_(shared), index_(index), fd_(std::move(fd)),
-        due_(shared.config.pipeline), sent_(shared.config.pipeline) {
+      : shared_(shared), index_(index), fd_(std::move(fd)), due_(shared.config.pipeline),
+        sent_(shared.config.pipeline) {
     const LoadConfig& c = shared.config;
     if (c.rate) stats_.uncorrected = std::make_unique<Histogram>();
     if (c.requests) quota_ = *c.requests / c.connections + (index < *c.requests % c.connections ? 1 : 0);
@@ -114,6 +125,7 @@ class LoadGenerator::Worker {
   }
 
   void start() { thread_ = std::thread([this] { body(); }); }
+  bool started() const { return thread_.joinable(); }
   void join() { thread_.join(); }
 
   // Moves what was recorded since the last call into `into`.
@@ -134,11 +146,14 @@ class LoadGenerator::Worker {
 
   // After join().
   std::uint64_t collected_requests() const { return collected_requests_; }
-  std::uint64_t measured_in_flight() const { return count_measured_in_flight(); }
+  std::uint64_t in_flight() const { return measured_in_flight(); }
+  std::uint64_t unsent() const { return unsent_; }
+  bool gave_up() const { return gave_up_; }
   std::uint64_t scheduled() const { return scheduled_; }
   std::uint64_t sent() const { return measured_sent_; }
   std::uint64_t sent_late() const { return sent_late_; }
   double thread_cpu_fraction() const { return thread_cpu_fraction_; }
+  Clock::time_point finished_at() const { return finished_at_; }
 
  private:
   void body() {
@@ -148,15 +163,19 @@ class LoadGenerator::Worker {
     const Clock::time_point began = Clock::now();
     const CpuTimes cpu_before = cpu_times(RUSAGE_THREAD);
     if (!connected) {
-      // Gave up connecting: this connection sends nothing.
+      gave_up_ = true;
     } else if (shared_.config.rate) {
       prctl(PR_SET_TIMERSLACK, 1UL);  // wake on time, not up to 50 us late
       open_loop();
     } else {
       closed_loop();
     }
+    finished_at_ = Clock::now();
+    // A connection that gave up leaves the rest of its quota unsent (which
+    // includes any requests already counted as due but unsent).
+    if (gave_up_ && quota_ && measured_sent_ < *quota_) unsent_ = std::max(unsent_, *quota_ - measured_sent_);
     const CpuTimes cpu_after = cpu_times(RUSAGE_THREAD);
-    const double wall = seconds(Clock::now() - began);
+    const double wall = seconds(finished_at_ - began);
     if (wall > 0)
       thread_cpu_fraction_ = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall;
     {
@@ -168,17 +187,16 @@ class LoadGenerator::Worker {
 
   bool quota_done() const { return quota_ && measured_sent_ >= *quota_; }
   bool measured(Clock::time_point due) const { return due >= shared_.measure_start; }
+  bool finished() const { return quota_done() && in_flight_ == 0; }
 
   // As many requests as the server will answer, `pipeline` in flight.
   void closed_loop() {
     for (;;) {
-      if (shared_.stopping()) return;
+      if (shared_.stopping() || finished() || gave_up_) return;
       if (!fd_ && !connect()) return;
       const Clock::time_point now = Clock::now();
-      std::uint64_t room = shared_.config.pipeline - in_flight_;
-      if (quota_ && measured(now)) room = std::min(room, *quota_ - measured_sent_);
-      if (room == 0 && in_flight_ == 0) return;  // quota reached and answered
-      if (room > 0 && !send(room, now, now)) continue;
+      const std::uint64_t room = affordable(shared_.config.pipeline - in_flight_, [&](std::uint64_t) { return now; });
+      if (room > 0 && !send(room, [&](std::uint64_t) { return now; }, now)) continue;
       receive();
     }
   }
@@ -188,85 +206,108 @@ class LoadGenerator::Worker {
   void open_loop() {
     const LoadConfig& c = shared_.config;
     const RateSchedule schedule(shared_.start, *c.rate, c.connections, index_);
+    const auto due = [&](std::uint64_t slot) { return schedule.due(slot); };
     std::uint64_t slots = 0;  // requests due so far that were sent
     Clock::time_point last_answer = shared_.start;
     for (;;) {
-      if (shared_.stopping()) break;
+      if (shared_.stopping() || finished() || gave_up_) break;
       if (!fd_ && !connect()) break;
-      Clock::time_point now = Clock::now();
-      std::uint64_t count = schedule.sendable(now, slots, in_flight_, c.pipeline);
-      if (quota_ && measured(schedule.due(slots))) count = std::min(count, *quota_ - measured_sent_);
-      if (quota_done() && in_flight_ == 0) break;
+      const Clock::time_point now = Clock::now();
+      const std::uint64_t count = affordable(schedule.sendable(now, slots, in_flight_, c.pipeline),
+                                             [&](std::uint64_t i) { return due(slots + i); });
       if (count > 0) {
         for (std::uint64_t i = 0; i < count; ++i) {
-          const Clock::time_point due = schedule.due(slots + i);
-          if (measured(due) && now - std::max(due, last_answer) > kLateSend) ++sent_late_;
+          if (measured(due(slots + i)) && now - std::max(due(slots + i), last_answer) > kLateSend) ++sent_late_;
         }
         const std::uint64_t first = slots;
         slots += count;
-        if (!send_scheduled(schedule, first, count, now)) continue;
+        if (!send(count, [&](std::uint64_t i) { return due(first + i); }, now)) continue;
       }
       // Wait for an answer or for the next request to fall due.
       Clock::time_point wake = now + kStopCheckInterval;
-      if (in_flight_ < c.pipeline && !quota_done()) wake = std::min(wake, schedule.due(slots));
+      if (in_flight_ < c.pipeline && !quota_done()) wake = std::min(wake, due(slots));
       const auto wait = std::max(wake - now, Clock::duration::zero());
       const timespec ts{static_cast<time_t>(wait / 1s), static_cast<long>((wait % 1s) / 1ns)};
       pollfd p{fd_.get(), POLLIN, 0};
-      const int ready = ::ppoll(&p, 1, &ts, nullptr);
-      if (ready > 0) {
+      if (::ppoll(&p, 1, &ts, nullptr) > 0) {
         if (receive()) last_answer = Clock::now();
       } else {
         check_timeout(Clock::now());
       }
     }
-    // Requests due in the measured part before the run ended.
-    const Clock::time_point end = Clock::now();
-    for (std::uint64_t k = 0; schedule.due(k) < end; ++k) {
-      if (measured(schedule.due(k))) ++scheduled_;
-      if (quota_ && scheduled_ >= *quota_) break;
+    account_for_the_end(schedule, slots);
+  }
+
+  // Under --rate, at the end: how many measured requests fell due before the
+  // run ended, and, as lower bounds on their latency, how long those still
+  // unanswered (sent or not) have waited, so that a stall at the end of a
+  // run still shows in the percentiles.
+  void account_for_the_end(const RateSchedule& schedule, std::uint64_t slots) {
+    const Clock::time_point end = shared_.stopping() ? shared_.end : Clock::now();
+    const auto slots_due_before = [&](Clock::time_point t) -> std::uint64_t {
+      if (t <= schedule.due(0)) return 0;
+      return static_cast<std::uint64_t>((t - schedule.due(0) - Clock::duration(1)) / schedule.interval()) + 1;
+    };
+    const std::uint64_t first_measured = slots_due_before(shared_.measure_start);
+    std::uint64_t due_by_end = std::max(slots_due_before(end), first_measured);
+    if (quota_) due_by_end = std::min(due_by_end, first_measured + *quota_);
+    scheduled_ = due_by_end - first_measured;
+    std::lock_guard lock(mutex_);
+    for (std::uint64_t i = 0; i < in_flight_; ++i) {
+      const Clock::time_point d = due_[(head_ + i) % due_.size()];
+      if (measured(d)) stats_.latency.record(to_ns(end - d));
+    }
+    for (std::uint64_t k = std::max(slots, first_measured); k < due_by_end; ++k) {
+      stats_.latency.record(to_ns(end - schedule.due(k)));
+      ++unsent_;
     }
   }
 
-  bool send(std::uint64_t count, Clock::time_point due, Clock::time_point now) {
-    for (std::uint64_t i = 0; i < count; ++i) push(due, now);
-    return transmit(count);
+  // How many of the next `count` requests the quota allows; requests due in
+  // the warm-up do not count against it. `due_of(i)` is the due time of the
+  // i-th of them.
+  template <typename DueOf>
+  std::uint64_t affordable(std::uint64_t count, DueOf due_of) const {
+    if (!quota_) return count;
+    std::uint64_t measured_in_batch = 0;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      if (measured(due_of(i)) && measured_sent_ + ++measured_in_batch > *quota_) return i;
+    }
+    return count;
   }
 
-  bool send_scheduled(const RateSchedule& schedule, std::uint64_t first, std::uint64_t count,
-                      Clock::time_point now) {
-    for (std::uint64_t i = 0; i < count; ++i) push(schedule.due(first + i), now);
-    return transmit(count);
-  }
-
-  void push(Clock::time_point due, Clock::time_point now) {
-    const std::size_t slot = (head_ + in_flight_) % due_.size();
-    due_[slot] = due;
-    sent_[slot] = now;
-    ++in_flight_;
-    if (measured(due)) ++measured_sent_;
-  }
-
-  bool transmit(std::uint64_t count) {
+  template <typename DueOf>
+  bool send(std::uint64_t count, DueOf due_of, Clock::time_point now) {
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::size_t slot = (head_ + in_flight_) % due_.size();
+      due_[slot] = due_of(i);
+      sent_[slot] = now;
+      ++in_flight_;
+      if (measured(due_[slot])) ++measured_sent_;
+    }
     const std::size_t bytes = shared_.requests.size() / shared_.config.pipeline * count;
     if (send_all(fd_.get(), std::string_view(shared_.requests).substr(0, bytes))) return true;
     lose_connection(&ErrorCounts::reset_or_eof);
     return false;
   }
 
-  // One receive, and every answer in it. False if the connection was lost.
+  // One receive, and every answer in it. False if the connection was lost
+  // or the run is over.
   bool receive() {
     const std::ptrdiff_t received = receive_some(fd_.get(), framer_.free_space());
     const Clock::time_point now = Clock::now();
+    if (shared_.stopping()) return false;  // the run is over: answers now are not counted
     if (received > 0) {
       framer_.commit(static_cast<std::size_t>(received));
       return take_answers(now);
     }
     if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return check_timeout(now);
-    if (!shared_.stopping()) lose_connection(&ErrorCounts::reset_or_eof);
+    lose_connection(&ErrorCounts::reset_or_eof);
     return false;
   }
 
   bool take_answers(Clock::time_point now) {
+    const Clock::duration timeout = from_seconds(shared_.config.timeout_s);
     bool framing_lost = false;
     {
       std::lock_guard lock(mutex_);
@@ -278,13 +319,15 @@ class LoadGenerator::Worker {
         const Clock::time_point due = due_[head_], sent = sent_[head_];
         head_ = (head_ + 1) % due_.size();
         --in_flight_;
-        if (!measured(due)) continue;
-        if (*line == shared_.expected) {
+        // Every answer is checked, warm-up included; only measured ones are timed.
+        if (*line != shared_.expected) {
+          ++stats_.errors.wrong_answer;
+        } else if (now - sent > timeout) {
+          if (measured(due)) ++stats_.errors.timeout;  // right, but too late
+        } else if (measured(due)) {
           ++stats_.requests;
           stats_.latency.record(to_ns(now - due));
           if (stats_.uncorrected) stats_.uncorrected->record(to_ns(now - sent));
-        } else {
-          ++stats_.errors.wrong_answer;
         }
       }
       if (framer_.line_too_long()) {
@@ -297,13 +340,16 @@ class LoadGenerator::Worker {
   }
 
   // False (and the connection dropped) if the oldest request is overdue.
+  // Under --requests, a connection that timed out gives up the rest of its
+  // quota, so a stalled server costs one timeout, not one per request.
   bool check_timeout(Clock::time_point now) {
     if (in_flight_ == 0 || now - sent_[head_] <= from_seconds(shared_.config.timeout_s)) return true;
     lose_connection(&ErrorCounts::timeout);
+    if (quota_) gave_up_ = true;
     return false;
   }
 
-  std::uint64_t count_measured_in_flight() const {
+  std::uint64_t measured_in_flight() const {
     std::uint64_t count = 0;
     for (std::uint64_t i = 0; i < in_flight_; ++i)
       if (measured(due_[(head_ + i) % due_.size()])) ++count;
@@ -315,7 +361,7 @@ class LoadGenerator::Worker {
   void lose_connection(std::uint64_t ErrorCounts::*kind) {
     {
       std::lock_guard lock(mutex_);
-      stats_.errors.*kind += count_measured_in_flight();
+      stats_.errors.*kind += measured_in_flight();
     }
     in_flight_ = 0;
     head_ = 0;
@@ -323,22 +369,32 @@ class LoadGenerator::Worker {
     fd_.reset();
   }
 
-  // Connects, retrying for up to the request timeout. False if it gave up
-  // or the run is stopping.
+  // Connects, retrying for up to the request timeout; one connect error
+  // however many attempts that takes. False if it gave up or the run is
+  // stopping.
   bool connect() {
+    const Clock::duration timeout = from_seconds(shared_.config.timeout_s);
     const Clock::time_point first_try = Clock::now();
+    bool counted = false;
     for (;;) {
       if (shared_.stopping()) return false;
       try {
-        fd_ = connect_tcp(shared_.config.target);
+        fd_ = connect_tcp(shared_.config.target, std::chrono::duration_cast<std::chrono::milliseconds>(timeout),
+                          &shared_.stop);
         configure_socket();
         return true;
       } catch (const std::exception&) {
         fd_.reset();
-        std::lock_guard lock(mutex_);
-        ++stats_.errors.connect;
+        if (!counted && !shared_.stopping()) {
+          std::lock_guard lock(mutex_);
+          ++stats_.errors.connect;
+          counted = true;
+        }
       }
-      if (Clock::now() - first_try > from_seconds(shared_.config.timeout_s)) return false;
+      if (Clock::now() - first_try > timeout) {
+        gave_up_ = true;
+        return false;
+      }
       std::this_thread::sleep_for(kReconnectPause);
     }
   }
@@ -346,10 +402,12 @@ class LoadGenerator::Worker {
   void configure_socket() {
     set_no_delay(fd_.get());  // a refill of the pipeline must not wait for an ACK
     if (!shared_.config.rate) {
-      // A blocked receive wakes this often to look at the stop flag and the timeout.
-      set_receive_timeout(fd_.get(), std::min(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  from_seconds(shared_.config.timeout_s)),
-                                              std::chrono::milliseconds(kStopCheckInterval)));
+      // A blocked receive wakes this often to look at the stop flag and the
+      // timeout (never 0, which would mean never).
+      const auto slice = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        from_seconds(shared_.config.timeout_s)),
+                                    std::chrono::milliseconds(1), std::chrono::milliseconds(kStopCheckInterval));
+      set_receive_timeout(fd_.get(), slice);
     }
   }
 
@@ -362,8 +420,10 @@ class LoadGenerator::Worker {
   std::size_t head_ = 0;
   std::uint64_t in_flight_ = 0;
   std::optional<std::uint64_t> quota_;  // measured requests this connection sends
-  std::uint64_t measured_sent_ = 0, sent_late_ = 0, scheduled_ = 0;
+  std::uint64_t measured_sent_ = 0, sent_late_ = 0, scheduled_ = 0, unsent_ = 0;
+  bool gave_up_ = false;
   double thread_cpu_fraction_ = 0;
+  Clock::time_point finished_at_;
 
   std::mutex mutex_;  // this connection's own: the worker and the collector
   Stats stats_;
@@ -379,7 +439,8 @@ LoadGenerator::~LoadGenerator() = default;
 void LoadGenerator::stop() {
   {
     std::lock_guard lock(shared_->done_mutex);
-    shared_->stop.store(true);
+    if (!shared_->stop.load()) shared_->end = Clock::now();
+    shared_->stop.store(true, std::memory_order_release);
   }
   shared_->done.notify_all();
 }
@@ -388,12 +449,24 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
   Shared& s = *shared_;
   const LoadConfig& c = s.config;
   // Fail at once, with the reason, when the server cannot be reached at all.
-  Fd first = connect_tcp(c.target);
+  Fd first = connect_tcp(c.target, std::chrono::duration_cast<std::chrono::milliseconds>(from_seconds(c.timeout_s)),
+                         &s.stop);
 
   s.running = c.connections;
   for (unsigned i = 0; i < c.connections; ++i)
     s.workers.push_back(std::make_unique<Worker>(s, i, i == 0 ? std::move(first) : Fd()));
-  for (auto& w : s.workers) w->start();
+  try {
+    for (auto& w : s.workers) w->start();
+  } catch (...) {
+    // Out of threads: end the ones started, then report.
+    stop();
+    for (auto& w : s.workers)
+      if (!w->started()) s.ready.count_down();
+    s.go.count_down();
+    for (auto& w : s.workers)
+      if (w->started()) w->join();
+    throw;
+  }
   s.ready.wait();
   s.start = Clock::now();
   s.measure_start = s.start + from_seconds(c.warmup_s);
@@ -401,10 +474,7 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
   s.go.count_down();
 
   Worker::Stats total, interval;
-  if (c.rate) {
-    total.uncorrected = std::make_unique<Histogram>();
-    interval.uncorrected = std::make_unique<Histogram>();
-  }
+  if (c.rate) total.uncorrected = std::make_unique<Histogram>();
   const auto collect = [&](Worker::Stats& into) {
     for (auto& w : s.workers) w->collect(into);
   };
@@ -432,61 +502,74 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
       if (total.uncorrected) total.uncorrected->merge(*interval.uncorrected);
       total.requests += interval.requests;
       total.errors += interval.errors;
-      last_tick = tick;
-      tick += 1s;
+      last_tick = now;
+      // Late (the client was starved)? Next line a second from now, not a
+      // burst of catch-up lines.
+      tick = std::max(tick + 1s, now + 500ms);
       lock.lock();
     }
   }
-  const Clock::time_point end = Clock::now();
-  s.stop.store(true);
+  stop();  // sets s.end unless already stopped
   for (auto& w : s.workers) w->join();
   const CpuTimes cpu_after = cpu_times(RUSAGE_SELF);
+  const Clock::time_point joined = Clock::now();
   collect(total);
 
   Summary summary;
   summary.config = c;
-  summary.seconds = std::max(0.0, seconds(end - s.measure_start));
+  summary.seconds = std::max(0.0, seconds(s.end - s.measure_start));
   summary.requests = total.requests;
   summary.latency = total.latency;
   summary.uncorrected = std::move(total.uncorrected);
   summary.errors = total.errors;
-  summary.cores = std::max(1u, std::thread::hardware_concurrency());
+  summary.cores = usable_cores();
   summary.cpu_user_s = cpu_after.user - cpu_before.user;
   summary.cpu_system_s = cpu_after.system - cpu_before.system;
   bool first_worker = true;
   for (const auto& w : s.workers) {
-    summary.in_flight += w->measured_in_flight();
+    summary.in_flight += w->in_flight();
+    summary.unsent += w->unsent();
+    summary.gave_up += w->gave_up() ? 1 : 0;
     summary.scheduled += w->scheduled();
     summary.sent += w->sent();
     summary.sent_late += w->sent_late();
     summary.busiest_thread_cpu = std::max(summary.busiest_thread_cpu, w->thread_cpu_fraction());
-    const double rps = summary.seconds > 0 ? static_cast<double>(w->collected_requests()) / summary.seconds : 0;
+    // Each connection over its own measured time: under --requests some finish early.
+    const double active = seconds(std::min(w->finished_at(), s.end) - s.measure_start);
+    const double rps = active > 0 ? static_cast<double>(w->collected_requests()) / active : 0;
     summary.min_connection_rps = first_worker ? rps : std::min(summary.min_connection_rps, rps);
     summary.max_connection_rps = std::max(summary.max_connection_rps, rps);
     first_worker = false;
   }
 
-  const double wall = seconds(end - s.start);
+  const double wall = seconds(joined - s.start);
   const double machine = wall > 0 ? (summary.cpu_user_s + summary.cpu_system_s) / (wall * summary.cores) : 0;
   if (machine >= kBusyMachineFraction) {
     summary.warnings.push_back(fmt::format(
-        "the client used {:.0f}% of all {} cores: it may be what limits this measurement", machine * 100,
-        summary.cores));
+        "the client used {:.0f}% of the {} cores it may run on: it may be what limits this measurement",
+        machine * 100, summary.cores));
   }
   if (summary.busiest_thread_cpu >= kBusyThreadFraction) {
     summary.warnings.push_back(fmt::format(
         "a client thread was on the CPU {:.0f}% of the run: the client may be what limits this measurement",
         summary.busiest_thread_cpu * 100));
   }
-  if (c.rate && static_cast<double>(summary.sent) < kBehindScheduleFraction * static_cast<double>(summary.scheduled)) {
-    summary.warnings.push_back(fmt::format(
-        "fell behind the --rate schedule: sent {} of the {} requests due", summary.sent, summary.scheduled));
-  }
-  if (c.rate && static_cast<double>(summary.sent_late) > kLateSendFraction * static_cast<double>(summary.sent)) {
+  const bool late = static_cast<double>(summary.sent_late) > kLateSendFraction * static_cast<double>(summary.sent);
+  if (c.rate && late) {
     summary.warnings.push_back(fmt::format(
         "{} requests went out more than 1 ms late with room in the pipeline: the client could not keep its "
-        "schedule",
+        "schedule, and is what limits this measurement",
         summary.sent_late));
+  } else if (c.rate && static_cast<double>(summary.sent) < kBehindScheduleFraction * static_cast<double>(summary.scheduled)) {
+    summary.warnings.push_back(fmt::format(
+        "fell behind the --rate schedule: sent {} of the {} requests due, with the pipeline full: the server did "
+        "not answer fast enough",
+        summary.sent, summary.scheduled));
+  }
+  if (summary.gave_up > 0) {
+    summary.warnings.push_back(fmt::format("{} connection{} gave up (server unreachable, or a timeout under "
+                                           "--requests)",
+                                           summary.gave_up, summary.gave_up == 1 ? "" : "s"));
   }
   return summary;
 }

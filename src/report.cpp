@@ -82,7 +82,9 @@ std::string format_summary(const Summary& s) {
                      s.max_connection_rps);
   out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, wrong answer {})\n", e.total(),
                      e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
-  out += fmt::format("  in flight     {} when it stopped\n", s.in_flight);
+  out += fmt::format("  in flight     {} when it stopped", s.in_flight);
+  if (s.unsent > 0) out += fmt::format("; {} due but never sent", s.unsent);
+  out += "\n";
   out += fmt::format("  client CPU    user {:.2f} s, system {:.2f} s; busiest thread {:.0f}% of the run; {} cores\n",
                      s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu * 100, s.cores);
   for (const std::string& w : s.warnings) out += fmt::format("warning: {}\n", w);
@@ -109,7 +111,7 @@ std::string format_summary_json(const Summary& s) {
   }
   out += fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps,
                      s.max_connection_rps);
-  out += fmt::format(R"("in_flight":{},)", s.in_flight);
+  out += fmt::format(R"("in_flight":{},"unsent":{},"gave_up":{},)", s.in_flight, s.unsent, s.gave_up);
   out += fmt::format(R"("client_cpu":{{"user_s":{:.3f},"system_s":{:.3f},"busiest_thread":{:.3f},"cores":{}}},)",
                      s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu, s.cores);
   out += fmt::format(R"("warnings":[{}]}})", warnings);

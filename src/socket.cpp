@@ -1,6 +1,7 @@
 #include "fib_server/socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -162,21 +163,44 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
   throw_errno(EADDRNOTAVAIL, fmt::format("cannot listen on {}: no address", name));
 }
 
-Fd connect_tcp(const HostPort& where) {
+Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kSlice = std::chrono::milliseconds(100);  // how often `cancel` is looked at
   const std::string name = format_host_port(where.host, where.port);
+  const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
   int last_error = EADDRNOTAVAIL;
   for (const Endpoint& e : resolve(where, false, "connect to")) {
-    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    // Non-blocking, so that the wait is bounded and can be cut short.
+    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) {
       last_error = errno;
       continue;
     }
-    int rc;
-    do {
-      rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&e.storage), e.length);
-    } while (rc != 0 && errno == EINTR);
-    if (rc == 0) return fd;
-    last_error = errno;
+    int error = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&e.storage), e.length) == 0 ? 0 : errno;
+    while (error == EINPROGRESS || error == EINTR) {
+      if (cancel != nullptr && cancel->load()) {
+        error = ECANCELED;
+        break;
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        error = ETIMEDOUT;
+        break;
+      }
+      const auto wait = std::min<Clock::duration>(kSlice, deadline - now);
+      pollfd p{fd.get(), POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count())) > 0) {
+        socklen_t length = sizeof error;
+        if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+      }
+    }
+    if (error == 0) {
+      const int flags = ::fcntl(fd.get(), F_GETFL);
+      if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) throw_errno(errno, "fcntl");
+      return fd;
+    }
+    last_error = error;
+    if (error == ECANCELED || error == ETIMEDOUT) break;
   }
   throw_errno(last_error, fmt::format("cannot connect to {}: connect", name));
 }

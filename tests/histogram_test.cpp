@@ -12,11 +12,11 @@
 namespace fib {
 namespace {
 
-// The exact percentile by the same rank rule: the smallest value with at
-// least p% of the data at or below it.
-std::uint64_t exact_percentile(std::vector<std::uint64_t> values, double p) {
+// The exact percentile: the value at rank ceil(per_mille * n / 1000), in
+// integers (percentiles here are whole per-mille).
+std::uint64_t exact_percentile(std::vector<std::uint64_t> values, std::uint64_t per_mille) {
   std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(std::max(1.0, std::ceil(p / 100.0 * static_cast<double>(values.size()))));
+  const std::size_t rank = std::max<std::size_t>(1, (per_mille * values.size() + 999) / 1000);
   return values[rank - 1];
 }
 
@@ -48,14 +48,23 @@ TEST(Histogram, PercentilesWithinOnePercentFromAMicrosecondToMinutes) {
     values.push_back(v);
     h.record(v);
   }
-  for (double p : {1.0, 10.0, 50.0, 90.0, 99.0, 99.9, 99.99}) {
-    const std::uint64_t want = exact_percentile(values, p);
+  for (std::uint64_t per_mille : {10u, 100u, 500u, 900u, 990u, 999u}) {
+    const double p = static_cast<double>(per_mille) / 10.0;
+    const std::uint64_t want = exact_percentile(values, per_mille);
     EXPECT_LE(relative_error(h.percentile(p), want), 0.01) << "p" << p << " got " << h.percentile(p) << " want " << want;
   }
   EXPECT_EQ(h.count(), values.size());
   EXPECT_EQ(h.max(), *std::max_element(values.begin(), values.end()));
   EXPECT_EQ(h.min(), *std::min_element(values.begin(), values.end()));
   EXPECT_EQ(h.percentile(100), h.max());
+}
+
+TEST(Histogram, P999OfAThousandIsNotTheMax) {
+  Histogram h;
+  for (int i = 0; i < 999; ++i) h.record(1'000'000);
+  h.record(5'000'000'000);
+  EXPECT_LE(relative_error(h.percentile(99.9), 1'000'000), 0.01);
+  EXPECT_EQ(h.percentile(100), 5'000'000'000u);
 }
 
 TEST(Histogram, KnownSmallDataSet) {

@@ -48,6 +48,17 @@ TEST(PerfProgram, TextSummaryAndLiveLines) {
       << out;
 }
 
+TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
+  RunningServer server;
+  ChildProcess perf(FIB_PERF_BIN,
+                    {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
+  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
+  const std::string out = perf.out();
+  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,", "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":",
+                          "\"sent\":", "\"errors\":0,"})
+    EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
+}
+
 TEST(PerfProgram, WrongAnswersExitOne) {
   RunningServer server;  // recursive: n above 45 gets an error line
   ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "50", "--requests", "10", "--json"});
@@ -65,7 +76,8 @@ TEST(PerfProgram, UnreachableServerExitsOneAtOnce) {
 
 TEST(PerfProgram, BadUsageExitsTwo) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"-c", "0"}, {"--rate", "-5"}, {"--bogus"}, {"-n", "94"}, {"nocolon"}}) {
+           {"-c", "0"}, {"--rate", "-5"}, {"--rate", "3e9"}, {"--timeout", "0.0001"}, {"-d", "1e300"},
+           {"--bogus"}, {"-n", "94"}, {"nocolon"}}) {
     ChildProcess perf(FIB_PERF_BIN, args);
     EXPECT_EQ(perf.wait_exit(5s), 2) << args[0];
   }

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <memory>
 #include <stdexcept>
 
 namespace fib::testing {
@@ -18,6 +19,28 @@ RunningServer::~RunningServer() { stop_and_join(); }
 void RunningServer::stop_and_join() {
   server_->stop();
   if (runner_.joinable()) runner_.join();
+}
+
+ScriptedServer::ScriptedServer(std::function<void(int fd)> handle) {
+  Endpoint bound;
+  listener_ = listen_tcp({"127.0.0.1", 0}, &bound);
+  port_ = bound.port();
+  acceptor_ = std::thread([this, handle = std::move(handle)] {
+    while (!done_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      Endpoint peer;
+      Fd fd = accept_connection(listener_.get(), &peer);
+      if (!fd) continue;
+      handlers_.emplace_back([handle, fd = std::make_shared<Fd>(std::move(fd))] { handle(fd->get()); });
+    }
+  });
+}
+
+ScriptedServer::~ScriptedServer() {
+  done_ = true;
+  acceptor_.join();
+  for (std::thread& t : handlers_) t.join();
 }
 
 Client::Client(std::uint16_t port, const std::string& host) : fd_(connect_tcp({host, port})) {}

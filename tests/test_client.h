@@ -2,7 +2,9 @@
 // ephemeral port, and a blocking client with bounded waits.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +32,24 @@ class RunningServer {
  private:
   std::unique_ptr<Server> server_;
   std::thread runner_;
+};
+
+// A stand-in server for the cases fib_server never produces (wrong numbers,
+// stalls, silence, hanging up): each connection is handed, on a thread of
+// its own, to `handle`. Stops accepting and joins on destruction; handlers
+// must return once their client goes away.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::function<void(int fd)> handle);
+  ~ScriptedServer();
+  std::uint16_t port() const { return port_; }
+
+ private:
+  Fd listener_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> done_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> handlers_;
 };
 
 class Client {

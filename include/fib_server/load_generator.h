@@ -57,10 +57,17 @@ struct Summary {
   LoadConfig config;
   double seconds = 0;          // length of the measured part
   std::uint64_t requests = 0;  // correct answers to requests sent in the measured part
-  Histogram latency;           // from the due time under --rate, from the send otherwise
+  // From the due time under --rate, from the send otherwise. Under --rate it
+  // also holds, as lower bounds, the time waited so far by requests due but
+  // unanswered when the run stopped, so a stall at the end still shows.
+  Histogram latency;
   std::unique_ptr<Histogram> uncorrected;  // from the actual send, under --rate only
   ErrorCounts errors;
-  std::uint64_t in_flight = 0;  // measured requests unanswered when the run stopped
+  std::uint64_t in_flight = 0;  // measured requests sent and unanswered when the run stopped
+  // Measured requests never sent: due under --rate when the run stopped, or
+  // left of a --requests quota by a connection that gave up.
+  std::uint64_t unsent = 0;
+  unsigned gave_up = 0;  // connections that stopped: unreachable server, or a timeout under --requests
   double min_connection_rps = 0, max_connection_rps = 0;
   // Under --rate: requests due in the measured part, and how many were sent.
   std::uint64_t scheduled = 0, sent = 0, sent_late = 0;

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -54,8 +55,11 @@ struct Endpoint {
 Fd listen_tcp(const HostPort& where, Endpoint* bound);
 
 // Connects to the first address `where` resolves to that answers (an empty
-// host is loopback). Throws as listen_tcp does.
-Fd connect_tcp(const HostPort& where);
+// host is loopback), within `timeout` (0: as long as the kernel tries), and
+// gives up early once *cancel turns true. The socket returned blocks. Throws
+// as listen_tcp does (ETIMEDOUT, ECANCELED included).
+Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout = {},
+               const std::atomic<bool>* cancel = nullptr);
 
 // accept4 with close-on-exec (the accepted socket blocks); retries EINTR.
 // Returns an empty Fd and leaves errno set when nothing was accepted
