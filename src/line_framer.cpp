@@ -15,27 +15,32 @@ std::string_view drop_cr(std::string_view line) {
 
 std::span<char> LineFramer::free_space() {
   if (begin_ != 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    std::memmove(data(), data() + begin_, end_ - begin_);
     end_ -= begin_;
     scan_ -= begin_;
     begin_ = 0;
   }
-  return {buffer_.data() + end_, buffer_.size() - end_};
+  if (end_ == capacity() && !large_) {
+    // One line has outgrown the small buffer: a long line, or junk.
+    large_ = std::make_unique_for_overwrite<char[]>(kMaxLineBytes + 1);
+    std::memcpy(large_.get(), small_, end_);
+  }
+  return {data() + end_, capacity() - end_};
 }
 
 void LineFramer::commit(std::size_t n) { end_ += n; }
 
 std::optional<std::string_view> LineFramer::next_line() {
   while (scan_ < end_) {
-    const void* found = std::memchr(buffer_.data() + scan_, '\n', end_ - scan_);
+    const void* found = std::memchr(data() + scan_, '\n', end_ - scan_);
     if (found == nullptr) {
       scan_ = end_;
       break;
     }
-    const std::size_t newline = static_cast<const char*>(found) - buffer_.data();
+    const std::size_t newline = static_cast<const char*>(found) - data();
     seen_newline_ = true;
     const std::string_view line =
-        drop_cr({buffer_.data() + begin_, newline - begin_});
+        drop_cr({data() + begin_, newline - begin_});
     begin_ = scan_ = newline + 1;
     if (!line.empty()) return line;
   }
@@ -43,7 +48,7 @@ std::optional<std::string_view> LineFramer::next_line() {
 }
 
 std::string_view LineFramer::take_partial() {
-  const std::string_view rest{buffer_.data() + begin_, end_ - begin_};
+  const std::string_view rest{data() + begin_, end_ - begin_};
   begin_ = scan_ = end_;
   return drop_cr(rest);
 }

@@ -12,14 +12,19 @@
 namespace fib {
 namespace {
 
-// Feeds `data` as one read (it must fit) and returns every complete line.
+// Feeds `data` in as many reads as the framer's free space takes, as a
+// connection does, and returns every complete line.
 std::vector<std::string> feed(LineFramer& framer, std::string_view data) {
-  const std::span<char> space = framer.free_space();
-  EXPECT_LE(data.size(), space.size());
-  std::memcpy(space.data(), data.data(), data.size());
-  framer.commit(data.size());
   std::vector<std::string> lines;
-  while (const auto line = framer.next_line()) lines.emplace_back(*line);
+  while (!data.empty()) {
+    const std::span<char> space = framer.free_space();
+    if (space.empty()) break;  // line too long
+    const std::size_t n = std::min(space.size(), data.size());
+    std::memcpy(space.data(), data.data(), n);
+    framer.commit(n);
+    data.remove_prefix(n);
+    while (const auto line = framer.next_line()) lines.emplace_back(*line);
+  }
   return lines;
 }
 
@@ -92,6 +97,14 @@ TEST(LineFramer, BufferIsReusedAcrossManyLines) {
   std::size_t total = 0;
   for (int i = 0; i < 10000; ++i) total += feed(framer, "123456789\n").size();
   EXPECT_EQ(total, 10000u);
+}
+
+TEST(LineFramer, StartsSmallAndGrowsForALongLine) {
+  LineFramer framer;
+  EXPECT_EQ(framer.free_space().size(), LineFramer::kSmallBytes);
+  const std::string line(3000, '5');  // longer than the small buffer, within the limit
+  EXPECT_EQ(feed(framer, line + "\n1\n"), (std::vector<std::string>{line, "1"}));
+  EXPECT_FALSE(framer.line_too_long());
 }
 
 TEST(LineFramer, LongestAcceptedLineFits) {

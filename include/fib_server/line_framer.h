@@ -1,11 +1,14 @@
 // Splits a byte stream into request lines. Pure: bytes in, lines out.
 //
-// The framer owns a fixed buffer, so a connection's memory stays bounded
-// whatever a client sends, and the steady state allocates nothing. Not
-// thread-safe: one framer belongs to one connection.
+// Requests are a few bytes, so the framer starts with a small buffer of its
+// own (it lives on the connection thread's stack, and an idle connection
+// should cost little memory) and moves to a larger one, once, only when a
+// line outgrows it. Either way memory stays bounded whatever a client sends,
+// and the steady state allocates nothing. Not thread-safe: one framer
+// belongs to one connection.
 #pragma once
 
-#include <array>
+#include <memory>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -20,10 +23,13 @@ class LineFramer {
   static constexpr std::size_t kMaxLineBytes = 4095;
   // The longest run of bytes without a newline taken as a request.
   static constexpr std::size_t kMaxUnterminatedBytes = 32;
+  // The buffer a framer starts with.
+  static constexpr std::size_t kSmallBytes = 512;
 
   // Where the next receive should write. Moves any partial line to the front
-  // first, so views returned earlier are invalidated. Empty only when a
-  // partial line already fills the buffer: see line_too_long().
+  // first (into the larger buffer if the small one is full), so views
+  // returned earlier are invalidated. Empty only when a partial line already
+  // passes the limit: see line_too_long().
   std::span<char> free_space();
   // Marks the first n bytes of free_space() as received.
   void commit(std::size_t n);
@@ -53,7 +59,12 @@ class LineFramer {
   bool line_too_long() const { return end_ - begin_ > kMaxLineBytes; }
 
  private:
-  std::array<char, kMaxLineBytes + 1> buffer_{};
+  char* data() { return large_ ? large_.get() : small_; }
+  const char* data() const { return large_ ? large_.get() : small_; }
+  std::size_t capacity() const { return large_ ? kMaxLineBytes + 1 : kSmallBytes; }
+
+  char small_[kSmallBytes];        // not zeroed: untouched until data arrives
+  std::unique_ptr<char[]> large_;  // kMaxLineBytes + 1 bytes, once a line needs them
   std::size_t begin_ = 0;  // first byte not yet returned as a line
   std::size_t end_ = 0;    // one past the last byte received
   std::size_t scan_ = 0;   // bytes before this hold no '\n'
