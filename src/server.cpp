@@ -1,8 +1,8 @@
 #include "fib_server/server.h"
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <sys/socket.h>
+
+#include <utility>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,6 +24,9 @@ namespace {
 // the pause up to a limit, as Go's net/http does, instead of spinning.
 constexpr std::chrono::milliseconds kAcceptBackoffFirst{5};
 constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
+
+// Connection threads kept parked for the next connections.
+constexpr std::size_t kMaxParkedThreads = 64;
 
 // Descriptors kept back from connections: the listener, the wake-up
 // eventfd, standard streams, log files.
@@ -48,8 +51,16 @@ Server::Server(const ServerConfig& config)
       handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)),
       max_connections_(config.max_connections != 0 ? config.max_connections : default_max_connections()) {
   listener_ = listen_tcp(parse_host_port(config.address), &local_);
-  wakeup_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wakeup_) throw std::system_error(errno, std::generic_category(), "eventfd");
+  // Set once on the listener, these are inherited by every accepted socket
+  // (Linux copies them when it clones the listening socket), which saves
+  // three system calls per connection. Nagle off: every reply is a small
+  // write the client waits for. The timeouts end idle and stalled clients.
+  set_no_delay(listener_.get());
+  if (config_.idle_timeout.count() > 0) {
+    set_receive_timeout(listener_.get(), config_.idle_timeout);
+    set_send_timeout(listener_.get(), config_.idle_timeout);
+  }
+  parked_.reserve(kMaxParkedThreads);  // parking never allocates, even out of memory
 }
 
 Server::~Server() {
@@ -75,34 +86,26 @@ void Server::run() {
 }
 
 void Server::accept_loop() {
-  pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {wakeup_.get(), POLLIN, 0}};
   std::chrono::milliseconds backoff{0};
   for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "poll");
-    }
-    if (fds[1].revents != 0) {
-      // A stop, or a connection thread that has ended and wants joining.
-      std::uint64_t count = 0;
-      [[maybe_unused]] const ssize_t n = ::read(wakeup_.get(), &count, sizeof count);
-      join_finished();
-      std::lock_guard lock(mutex_);
-      if (stopping_) return;
-    }
-    if (fds[0].revents == 0) continue;
-
+    // A blocking accept: one system call per connection. stop() shuts the
+    // listener down, which makes it return.
     Endpoint peer;
     Fd fd = accept_connection(listener_.get(), &peer);
     if (!fd) {
       const int error = errno;
+      std::unique_lock lock(mutex_);
+      if (stopping_) return;
       if (is_resource_shortage(error)) {
+        lock.unlock();
         if (backoff.count() == 0) spdlog::warn("accept: {}; pausing accepts until resources free up",
                                                std::generic_category().message(error));
         backoff = std::clamp(backoff * 2, kAcceptBackoffFirst, kAcceptBackoffMax);
-        ::poll(&fds[1], 1, static_cast<int>(backoff.count()));  // a stop cuts the pause short
-      } else if (error != EAGAIN && error != EWOULDBLOCK) {
+        lock.lock();
+        changed_.wait_for(lock, backoff, [this] { return stopping_; });  // a stop cuts the pause short
+      } else {
         // ECONNABORTED and the like: that client is gone, the next one is not.
+        lock.unlock();
         spdlog::debug("accept: {}", std::generic_category().message(error));
       }
       continue;
@@ -115,9 +118,9 @@ void Server::accept_loop() {
       refuse(std::move(fd), peer);
       continue;
     }
-    std::list<Live>::iterator self;
+    LiveList::iterator self;
     try {
-      self = live_.insert(live_.end(), Live{fd.get(), {}});
+      self = live_.insert(live_.end(), Live{fd.get()});
     } catch (const std::bad_alloc&) {
       lock.unlock();
       turn_away(std::move(fd), peer, "out of memory");
@@ -129,17 +132,61 @@ void Server::accept_loop() {
       serve(std::move(fd), peer, self);
       continue;
     }
+    hand_over(std::move(fd), peer, self, lock);
+  }
+}
+
+// Gives the connection to a parked thread, or to a new one.
+void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock) {
+  if (!parked_.empty()) {
+    Worker* worker = parked_.back();
+    parked_.pop_back();
+    worker->job = Job{fd.release(), peer, self};
+    worker->wake.notify_one();
+    return;
+  }
+  try {
+    const auto worker = workers_.emplace(workers_.end());
+    worker->job = Job{fd.get(), peer, self};
     try {
-      // The thread takes the descriptor only once it exists, so that on
-      // failure it is still ours to answer and close.
-      self->thread = std::thread([this, raw = fd.get(), peer, self] { serve(Fd(raw), peer, self); });
-      fd.release();
-    } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
-      live_.erase(self);
-      lock.unlock();
-      turn_away(std::move(fd), peer, e.what());
+      worker->thread = std::thread([this, worker] { work(worker); });
+    } catch (...) {
+      workers_.erase(worker);
+      throw;
+    }
+    fd.release();  // the thread has it now; on failure it is still ours to answer and close
+  } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
+    live_.erase(self);
+    lock.unlock();
+    turn_away(std::move(fd), peer, e.what());
+  }
+}
+
+// A connection thread's life: serve, park, serve again; retire when the
+// server stops or enough threads are parked already.
+void Server::work(WorkerList::iterator self) {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    Job job = *self->job;
+    self->job.reset();
+    lock.unlock();
+    serve(Fd(job.fd), job.peer, job.self);
+    lock.lock();
+    if (stopping_ || parked_.size() >= kMaxParkedThreads) break;
+    parked_.push_back(&*self);
+    self->wake.wait(lock, [&] { return self->job.has_value() || stopping_; });
+    if (!self->job) {  // stopping, and still parked
+      std::erase(parked_, &*self);
+      break;
     }
   }
+  // Retire. Each retiring thread joins the one that retired before it, so at
+  // most one ended thread is ever left unjoined, and drain() joins that one.
+  std::thread previous = std::exchange(last_retired_, std::move(self->thread));
+  workers_.erase(self);
+  changed_.notify_all();
+  lock.unlock();
+  if (previous.joinable()) previous.join();
 }
 
 // No thread for this client (out of threads or memory): say so and hang up.
@@ -169,7 +216,7 @@ void Server::hang_up(int fd, std::string_view message) {
   }
 }
 
-void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) {
+void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
   try {
     serve_and_log(fd.get(), peer);
   } catch (...) {
@@ -178,30 +225,14 @@ void Server::serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self) 
   }
   std::lock_guard lock(mutex_);
   fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
-  if (self->thread.joinable()) {
-    finished_.splice(finished_.end(), live_, self);  // moves the node: cannot fail
-    wake();                                          // the accept loop joins it
-  } else {
-    live_.erase(self);
-  }
-  if (live_.empty()) all_closed_.notify_all();
+  live_.erase(self);
+  changed_.notify_all();
 }
 
 void Server::serve_and_log(int fd, const Endpoint& peer) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
-  ConnectionResult result;
-  try {
-    set_no_delay(fd);
-    if (config_.idle_timeout.count() > 0) {
-      set_receive_timeout(fd, config_.idle_timeout);
-      set_send_timeout(fd, config_.idle_timeout);
-    }
-    result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout});
-  } catch (const std::exception& e) {
-    result.end = ConnectionResult::End::failed;
-    spdlog::warn("connection from {}: {}", name, e.what());
-  }
+  const ConnectionResult result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout});
   if (result.end == ConnectionResult::End::failed && result.error != 0) {
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
                  std::generic_category().message(result.error));
@@ -210,43 +241,33 @@ void Server::serve_and_log(int fd, const Endpoint& peer) {
   }
 }
 
-void Server::wake() {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const ssize_t written = ::write(wakeup_.get(), &one, sizeof one);
-}
 
 void Server::stop() {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
   deadline_.set(std::chrono::steady_clock::now() + config_.shutdown_timeout);
-  wake();
+  if (listener_) ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
+  changed_.notify_all();                                 // and an accept loop backing off
   // Idle connections see end of stream at once; busy ones after their
-  // current requests are answered.
+  // current requests are answered. Parked threads retire.
   for (const Live& live : live_) ::shutdown(live.fd, SHUT_RD);
+  for (Worker* worker : parked_) worker->wake.notify_one();
 }
 
 void Server::drain() {
   std::unique_lock lock(mutex_);
-  if (!all_closed_.wait_for(lock, config_.shutdown_timeout, [this] { return live_.empty(); })) {
+  if (!changed_.wait_for(lock, config_.shutdown_timeout, [this] { return live_.empty(); })) {
     // Requests not yet started are abandoned (the deadline has passed); a
     // reply stuck in a send to a client that stopped reading is given up.
     spdlog::warn("{} connections still busy after {} ms; closing them", live_.size(),
                  config_.shutdown_timeout.count());
     for (const Live& live : live_) ::shutdown(live.fd, SHUT_RDWR);
-    all_closed_.wait(lock, [this] { return live_.empty(); });
   }
+  changed_.wait(lock, [this] { return live_.empty() && workers_.empty(); });
+  std::thread last = std::move(last_retired_);
   lock.unlock();
-  join_finished();
-}
-
-void Server::join_finished() {
-  std::list<Live> done;
-  {
-    std::lock_guard lock(mutex_);
-    done.swap(finished_);
-  }
-  for (Live& ended : done) ended.thread.join();
+  if (last.joinable()) last.join();
 }
 
 }  // namespace fib

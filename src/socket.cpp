@@ -138,7 +138,7 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     const Endpoint& e = candidates[i];
     const bool last = i + 1 == candidates.size();
-    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) {
       if (unavailable() && !last) continue;
       fail("socket");

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -69,21 +70,38 @@ class Server {
   void stop();
 
  private:
+  // A live connection; its descriptor lets stop() shut it down.
   struct Live {
     int fd;
-    std::thread thread;
   };
+  using LiveList = std::list<Live>;
+  // What a connection thread is handed.
+  struct Job {
+    int fd;
+    Endpoint peer;
+    LiveList::iterator self;
+  };
+  // A connection thread. Between connections it parks (up to
+  // kMaxParkedThreads of them), so that a new connection usually costs a
+  // wake-up rather than a new thread, as MySQL's thread cache does; there is
+  // still one thread per live connection.
+  struct Worker {
+    std::thread thread;
+    std::condition_variable wake;  // a job was handed over, or the server is stopping
+    std::optional<Job> job;
+  };
+  using WorkerList = std::list<Worker>;
 
   void accept_loop();
+  void hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
+  void work(WorkerList::iterator self);
   void refuse(Fd fd, const Endpoint& peer);
   void turn_away(Fd fd, const Endpoint& peer, std::string_view why);
   static void hang_up(int fd, std::string_view message);
-  // Runs on the connection's thread (in sequential mode, the caller's) and
-  // never throws: whatever happens, the connection ends and is unregistered.
-  void serve(Fd fd, const Endpoint& peer, std::list<Live>::iterator self);
+  // Serves one connection on the calling thread, then unregisters it. Never
+  // throws: whatever happens, the connection ends and is unregistered.
+  void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
   void serve_and_log(int fd, const Endpoint& peer);
-  void wake();
-  void join_finished();
   void drain();
 
   ServerConfig config_;
@@ -91,14 +109,15 @@ class Server {
   unsigned max_connections_;
   Endpoint local_;
   Fd listener_;
-  Fd wakeup_;  // eventfd: wakes the accept loop to stop, or to join ended threads
   StopDeadline deadline_;  // set by stop(): requests not started by then are abandoned
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
-  std::condition_variable all_closed_;
+  std::condition_variable changed_;  // a connection or a worker has ended
   bool stopping_ = false;
-  std::list<Live> live_;  // also counts the connections served at once
-  std::list<Live> finished_;  // ended connections whose threads wait to be joined
+  LiveList live_;                  // also counts the connections served at once
+  WorkerList workers_;             // running connection threads, busy or parked
+  std::vector<Worker*> parked_;    // the idle ones among them
+  std::thread last_retired_;       // the one ended thread not yet joined
   std::atomic<std::uint64_t> threads_failed_{0};
 };
 

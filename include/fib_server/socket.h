@@ -47,7 +47,7 @@ struct Endpoint {
 };
 
 // Binds and listens on the first address `where` resolves to that this host
-// has. The listener is non-blocking: accept only after poll says so.
+// has.
 // ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6);
 // "localhost" is loopback. Throws std::system_error: "cannot listen on
 // 127.0.0.1:25000: bind: Address already in use", or std::runtime_error when
@@ -61,9 +61,9 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound);
 Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout = {},
                const std::atomic<bool>* cancel = nullptr);
 
-// accept4 with close-on-exec (the accepted socket blocks); retries EINTR.
-// Returns an empty Fd and leaves errno set when nothing was accepted
-// (EAGAIN: nothing pending).
+// accept4 with close-on-exec; retries EINTR. Returns an empty Fd and leaves
+// errno set when nothing was accepted (EINVAL once the listener is shut
+// down).
 Fd accept_connection(int listen_fd, Endpoint* peer);
 
 // Receives at most buffer.size() bytes; retries EINTR. Returns the count, 0
