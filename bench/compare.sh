@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
 RUN_SECONDS=${RUN_SECONDS:-3}
-PEERS=${PEERS:-../shared/peers}
+PEERS=$(realpath -m "${PEERS:-../shared/peers}")
 OUT=${OUT:-bench/results}
 IDLE=${IDLE:-5000}
 CROWD=${CROWD:-10000}
@@ -48,6 +48,7 @@ start() {  # name port command...
 }
 
 start "fib_server" 26100 "$bin/fib_server" 127.0.0.1:26100
+start "fib_server --log-level off" 26104 "$bin/fib_server" 127.0.0.1:26104 --log-level off
 start "fib_server --mode sequential" 26101 "$bin/fib_server" 127.0.0.1:26101 --mode sequential
 if command -v go >/dev/null && [ -f "$PEERS/fibgo.go" ]; then
   (cd "$work" && cp "$PEERS/fibgo.go" . && GOCACHE=$work/gocache go build -o fibgo fibgo.go)
@@ -90,7 +91,7 @@ done
 
 # Memory: idle connections held open, resident memory before and after.
 for name in "${names[@]}"; do
-  [[ $name == *sequential* ]] && continue  # serves one at a time: the rest wait in the backlog
+  [[ $name == *sequential* || $name == *off ]] && continue  # one at a time; and the same server as above
   before=$(rss "$name")
   "$bin/hold_connections" "${address[$name]}" "$IDLE" 4 >/dev/null &
   holder=$!
@@ -139,8 +140,14 @@ for c in 1 2 4 8 16 32 64; do
 done
 {
   echo
-  echo "| connections | $(printf '%s req/s | %s p99 (us) | ' "${sweep_servers[@]/%/}" | sed 's/ | $//') |"
-  echo "| --- $(printf '| --- | --- %.0s' "${sweep_servers[@]}")|"
+  header="| connections |"
+  rule="| --- |"
+  for name in "${sweep_servers[@]}"; do
+    header="$header $name req/s | $name p99 (us) |"
+    rule="$rule --- | --- |"
+  done
+  echo "$header"
+  echo "$rule"
   while read -r line; do echo "| ${line// / | } |"; done <"$OUT/sweep.dat"
 } | tee -a "$OUT/table.md"
 

@@ -43,7 +43,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
   ConnectionResult result;
   LineFramer framer;
   ReplyBuffer replies;
-  std::uint64_t unsent = 0;  // replies in `replies`
+  std::uint64_t unsent = 0, unsent_errors = 0;  // replies in `replies`
   const bool idle_limit = policy.idle_timeout.count() > 0;
   Clock::time_point last_request = Clock::now();
   bool answered = false;  // since the last read
@@ -60,7 +60,12 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
       return errno == EAGAIN || errno == EWOULDBLOCK ? end(End::stalled) : end(End::failed, errno);
     }
     result.requests += unsent;
-    unsent = 0;
+    result.errors += unsent_errors;
+    unsent = unsent_errors = 0;
+    if (policy.counters != nullptr) {
+      policy.counters->requests.store(result.requests, std::memory_order_relaxed);
+      policy.counters->errors.store(result.errors, std::memory_order_relaxed);
+    }
     replies.clear();
     return true;
   };
@@ -74,6 +79,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     if ((replies.nearly_full() || handler.slow(request)) && !flush()) return false;
     handler.respond(request, line, replies);
     ++unsent;
+    if (request.kind != Request::Kind::number) ++unsent_errors;
     answered = true;
     return true;
   };
@@ -104,6 +110,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
       if (replies.nearly_full() && !flush()) return result;
       handler.reply_line_too_long(replies);
       ++unsent;
+      ++unsent_errors;
       if (flush()) close_gracefully(fd, kDiscardTime, kDiscardBytes);
       return result;
     }

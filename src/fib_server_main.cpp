@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   std::string algorithm = "recursive";
   double shutdown_timeout_s = 10.0;
   double idle_timeout_s = 300.0;
+  double stats_interval_s = 0.0;
 
   CLI::App app{
       "Thread-per-connection TCP Fibonacci server. Send a number n and a newline;\n"
@@ -52,6 +53,11 @@ int main(int argc, char** argv) {
                  "closed (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--stats-interval", stats_interval_s,
+                 "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
+                 "errors), also logged at shutdown; 0: none")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -61,6 +67,7 @@ int main(int argc, char** argv) {
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));
   config.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
+  config.stats_interval = std::chrono::milliseconds(static_cast<long long>(stats_interval_s * 1000));
 
   auto logger = spdlog::stderr_color_mt("fib_server");
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");

@@ -71,11 +71,14 @@ Server::~Server() {
 void Server::run() {
   spdlog::info("listening on {} ({} mode, {} fib, n up to {}, at most {} connections)", local_.to_string(),
                to_string(config_.mode), fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_);
+  std::thread reporter;
+  if (config_.stats_interval.count() > 0) reporter = std::thread([this] { report_stats(); });
   try {
     accept_loop();
   } catch (...) {
     stop();  // whatever failed, no connection thread outlives run()
     drain();
+    if (reporter.joinable()) reporter.join();
     throw;
   }
   {
@@ -83,6 +86,45 @@ void Server::run() {
     listener_.reset();  // stop accepting: new clients are refused from here on
   }
   drain();
+  if (reporter.joinable()) reporter.join();  // logs the final line once all connections are closed
+}
+
+ServerStats Server::stats() {
+  ServerStats totals;
+  totals.accepted = accepted_.load(std::memory_order_relaxed);
+  totals.refused = refused_.load(std::memory_order_relaxed);
+  std::lock_guard lock(mutex_);
+  totals.open = live_.size();
+  totals.requests = closed_requests_;
+  totals.errors = closed_errors_;
+  for (const Live& live : live_) {
+    totals.requests += live.counters.requests.load(std::memory_order_relaxed);
+    totals.errors += live.counters.errors.load(std::memory_order_relaxed);
+  }
+  return totals;
+}
+
+// One line every stats_interval, and a last one once the server has stopped
+// and every connection is closed.
+void Server::report_stats() {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_time = Clock::now();
+  std::uint64_t last_requests = 0;
+  for (bool last = false; !last;) {
+    {
+      std::unique_lock lock(mutex_);
+      last = changed_.wait_for(lock, config_.stats_interval,
+                               [this] { return stopping_ && live_.empty() && workers_.empty(); });
+    }
+    const ServerStats now = stats();
+    const Clock::time_point time = Clock::now();
+    const double seconds = std::chrono::duration<double>(time - last_time).count();
+    const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
+    spdlog::info("stats{}: {} connections open, {} accepted, {} refused, {} requests served ({:.0f} req/s), {} errors",
+                 last ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
+    last_time = time;
+    last_requests = now.requests;
+  }
 }
 
 void Server::accept_loop() {
@@ -111,6 +153,7 @@ void Server::accept_loop() {
       continue;
     }
     backoff = std::chrono::milliseconds{0};
+    accepted_.fetch_add(1, std::memory_order_relaxed);
 
     std::unique_lock lock(mutex_);
     if (live_.size() >= max_connections_) {
@@ -120,7 +163,8 @@ void Server::accept_loop() {
     }
     LiveList::iterator self;
     try {
-      self = live_.insert(live_.end(), Live{fd.get()});
+      self = live_.emplace(live_.end());
+      self->fd = fd.get();
     } catch (const std::bad_alloc&) {
       lock.unlock();
       turn_away(std::move(fd), peer, "out of memory");
@@ -191,6 +235,7 @@ void Server::work(WorkerList::iterator self) {
 
 // No thread for this client (out of threads or memory): say so and hang up.
 void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t count = threads_failed_.fetch_add(1, std::memory_order_relaxed) + 1;
   spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
   hang_up(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
@@ -198,6 +243,7 @@ void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) {
 
 // Over the connection limit: say so and hang up.
 void Server::refuse(Fd fd, const Endpoint& peer) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
                max_connections_);
   hang_up(fd.get(), fmt::format("error: server busy: {} connections open, the most it serves at once; try again "
@@ -218,21 +264,23 @@ void Server::hang_up(int fd, std::string_view message) {
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
   try {
-    serve_and_log(fd.get(), peer);
+    serve_and_log(fd.get(), peer, self->counters);
   } catch (...) {
     // Out of memory even for a log line: nothing more to say. The
     // connection still ends, and is unregistered, below.
   }
   std::lock_guard lock(mutex_);
   fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
+  closed_requests_ += self->counters.requests.load(std::memory_order_relaxed);
+  closed_errors_ += self->counters.errors.load(std::memory_order_relaxed);
   live_.erase(self);
   changed_.notify_all();
 }
 
-void Server::serve_and_log(int fd, const Endpoint& peer) {
+void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
-  const ConnectionResult result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout});
+  const ConnectionResult result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout, &counters});
   if (result.end == ConnectionResult::End::failed && result.error != 0) {
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
                  std::generic_category().message(result.error));

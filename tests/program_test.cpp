@@ -28,7 +28,8 @@ class ServerProcess : public ChildProcess {
 TEST(Program, HelpDescribesEveryOption) {
   ChildProcess help(FIB_SERVER_BIN, {"--help"});
   EXPECT_EQ(help.wait_exit(5s), 0);
-  for (const char* option : {"--mode", "--algorithm", "--max-n", "--shutdown-timeout", "--log-level", "--version"})
+  for (const char* option : {"--mode", "--algorithm", "--max-n", "--shutdown-timeout", "--max-connections",
+                             "--idle-timeout", "--stats-interval", "--log-level", "--version"})
     EXPECT_NE(help.out().find(option), std::string::npos) << option;
 }
 
@@ -220,6 +221,36 @@ TEST(Program, StopUnderLoadDeliversEveryAnswerInFlight) {
   }
   for (auto& client : idle) EXPECT_TRUE(client->read_eof());
   EXPECT_EQ(server.wait_exit(60s), 0);
+}
+
+// Waits until the server's log holds `text`.
+bool log_shows(const ServerProcess& server, const std::string& text) {
+  for (int i = 0; i < 500; ++i) {
+    if (server.log().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST(Program, StatisticsLinesAndTheShutdownSummary) {
+  ServerProcess server({"127.0.0.1:0", "--stats-interval", "0.2", "--max-connections", "1"});
+  const std::uint16_t port = server.wait_for_port();
+  Client client(port);
+  client.send("1\n2\n3\nfour\n5\n");
+  EXPECT_EQ(client.read_lines(5).size(), 5u);
+  {
+    Client refused(port);  // over --max-connections
+    EXPECT_TRUE(refused.read_line()->starts_with("error: server busy"));
+  }
+  EXPECT_TRUE(log_shows(server, "stats: 1 connections open, 2 accepted, 1 refused, 5 requests served"))
+      << server.log();
+  EXPECT_NE(server.log().find("req/s), 1 errors"), std::string::npos) << server.log();
+  server.signal(SIGTERM);
+  EXPECT_TRUE(client.read_eof());
+  EXPECT_EQ(server.wait_exit(10s), 0);
+  EXPECT_NE(server.log().find("stats at shutdown: 0 connections open, 2 accepted, 1 refused, 5 requests served"),
+            std::string::npos)
+      << server.log();
 }
 
 TEST(Program, ClientsThatVanishDoNotKillTheProcess) {

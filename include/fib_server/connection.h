@@ -29,6 +29,15 @@ class StopDeadline {
   std::atomic<Clock::rep> at_{kNever};
 };
 
+// What a connection has done so far, for live statistics. Written only by
+// the connection's thread, as plain relaxed stores of its running totals
+// once per send (never per request); read by any thread. Padded to a cache
+// line of its own so that connections never slow each other down.
+struct alignas(64) ConnectionCounters {
+  std::atomic<std::uint64_t> requests{0};  // replies sent, error lines included
+  std::atomic<std::uint64_t> errors{0};    // error lines sent
+};
+
 struct ConnectionResult {
   enum class End {
     closed,         // the client closed its side (everything asked was answered)
@@ -41,6 +50,7 @@ struct ConnectionResult {
   End end = End::closed;
   int error = 0;               // errno, for End::failed
   std::uint64_t requests = 0;  // replies sent, error lines included
+  std::uint64_t errors = 0;    // error lines sent
 };
 
 std::string_view to_string(ConnectionResult::End end);
@@ -50,6 +60,7 @@ struct ConnectionPolicy {
   // A connection that completes no request for this long is closed; 0: never.
   // The caller also sets it as the socket's receive and send timeouts.
   std::chrono::milliseconds idle_timeout{0};
+  ConnectionCounters* counters = nullptr;  // none: not published
 };
 
 // Serves `fd` until the client closes its side, the connection fails, a line

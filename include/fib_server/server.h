@@ -41,6 +41,17 @@ struct ServerConfig {
   // A connection that completes no request, or cannot send its replies, for
   // this long is closed. 0: never.
   std::chrono::milliseconds idle_timeout{300'000};
+  // Log a statistics line this often, and once at shutdown; 0: never.
+  std::chrono::milliseconds stats_interval{0};
+};
+
+// The server's running totals.
+struct ServerStats {
+  std::uint64_t open = 0;      // connections open now
+  std::uint64_t accepted = 0;  // connections accepted, refused ones included
+  std::uint64_t refused = 0;   // over --max-connections, or no thread for them
+  std::uint64_t requests = 0;  // replies sent, error lines included
+  std::uint64_t errors = 0;    // error lines sent
 };
 
 // The descriptor limit in effect, less a reserve for the listener, logging
@@ -69,10 +80,15 @@ class Server {
   // async-signal-safe: call it from a thread, not a signal handler.
   void stop();
 
+  // Thread-safe. Takes the registry lock once; the request path is never
+  // touched (each connection publishes its own counters).
+  ServerStats stats();
+
  private:
   // A live connection; its descriptor lets stop() shut it down.
   struct Live {
     int fd;
+    ConnectionCounters counters;
   };
   using LiveList = std::list<Live>;
   // What a connection thread is handed.
@@ -101,8 +117,9 @@ class Server {
   // Serves one connection on the calling thread, then unregisters it. Never
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
-  void serve_and_log(int fd, const Endpoint& peer);
+  void serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters);
   void drain();
+  void report_stats();  // the --stats-interval thread
 
   ServerConfig config_;
   RequestHandler handler_;
@@ -119,6 +136,8 @@ class Server {
   std::vector<Worker*> parked_;    // the idle ones among them
   std::thread last_retired_;       // the one ended thread not yet joined
   std::atomic<std::uint64_t> threads_failed_{0};
+  std::atomic<std::uint64_t> accepted_{0}, refused_{0};
+  std::uint64_t closed_requests_ = 0, closed_errors_ = 0;  // of connections no longer live
 };
 
 }  // namespace fib
