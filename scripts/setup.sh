@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the build needs from Debian's packages (only what is
-# missing), then configures once and builds into build/. Safe to run again:
+# missing), then configures once and builds into build/. With "test", also
+# what the test suite runs (haproxy, systemd-analyze, nc). Safe to run again:
 # with everything in place it only runs an incremental build.
+# Usage: bash scripts/setup.sh [test]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev)
+[ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

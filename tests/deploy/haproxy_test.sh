@@ -111,9 +111,9 @@ start_server() {  # start_server INDEX PORT (0: a free port)
   "$server_bin" "127.0.0.1:$port" --log-level info 2>"$log" &
   local pid=$!
   pids+=("$pid")
-  server_pids[$index]=$pid
+  server_pids[index]=$pid
   wait_until 5 grep -q 'listening on ' "$log" || fail "fib_server $index did not start: $(cat "$log")"
-  server_ports[$index]=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$log" | head -n1 | sed 's/.*://')
+  server_ports[index]=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$log" | head -n1 | sed 's/.*://')
 }
 for i in 1 2 3; do
   if [[ -n "$base_port" ]]; then start_server "$i" $((base_port + i)); else start_server "$i" 0; fi
@@ -151,20 +151,19 @@ server_field() {
     NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
     $1 == "fib_servers" && $2 == sv { print $col[field] }'
 }
-all_up() {
-  local n
-  n=$(stat_csv | awk -F, '$1 == "fib_servers" && $2 ~ /^fib[123]$/ && $18 == "UP"' | wc -l)
-  [[ "$n" -eq 3 ]]
+server_states() {  # "fib1 UP fib2 UP fib3 UP"
+  local sv; for sv in fib1 fib2 fib3; do printf '%s %s ' "$sv" "$(server_field "$sv" status)"; done
 }
+all_up() { [[ "$(server_states)" == "fib1 UP fib2 UP fib3 UP " ]]; }
 
 haproxy_pid=
 front_port=
-for attempt in 1 2 3 4 5 6 7 8; do
+for _ in 1 2 3 4 5 6 7 8; do
   if [[ -n "$base_port" ]]; then
     front_port=$base_port
   else
     front_port=$((20000 + RANDOM % 30000))
-    ss -Htln "sport = :$front_port" | grep -q . && continue
+    if command -v ss >/dev/null && ss -Htln "sport = :$front_port" | grep -q .; then continue; fi
   fi
   make_config "$front_port"
   rm -f "$sock"
@@ -178,7 +177,7 @@ for attempt in 1 2 3 4 5 6 7 8; do
   fail "haproxy did not start: $(cat "$work/haproxy.log")"
 done
 [[ -n "$haproxy_pid" ]] || fail "haproxy could not bind a free port"
-wait_until 5 all_up || fail "the three servers are not all UP in HAProxy: $(stat_csv)"
+wait_until 5 all_up || fail "the three servers are not all UP in HAProxy: $(server_states)"
 front="127.0.0.1:$front_port"
 say "HAProxy (pid $haproxy_pid) on $front, all three servers UP"
 
@@ -286,7 +285,7 @@ for sv in fib1 fib2 fib3; do
 done
 [[ "${snap[after1.fib1.status]}" == DOWN* ]] || problems+=("fib1 not DOWN after the stop (${snap[after1.fib1.status]})")
 [[ "${snap[after1.fib1.scur]}" -eq 0 ]] || problems+=("fib1 still has ${snap[after1.fib1.scur]} connections")
-open_after=$(( snap[after1.fib2.scur] + snap[after1.fib3.scur] ))
+open_after=$(( ${snap[after1.fib2.scur]} + ${snap[after1.fib3.scur]} ))
 [[ $open_after -eq $CONNECTIONS ]] || problems+=("fib2 + fib3 hold $open_after connections after the stop, not $CONNECTIONS")
 for sv in fib2 fib3; do
   [[ "${snap[after1.$sv.status]}" == UP* ]] || problems+=("$sv not UP after the stop")
