@@ -9,18 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev)
 [ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/install_packages.sh "${packages[@]}"
 
 # A build directory copied along with the sources belongs to another tree.
 if [ -f build/CMakeCache.txt ] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD" build/CMakeCache.txt; then

@@ -55,7 +55,10 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
   };
   const auto flush = [&] {
     if (replies.empty()) return true;
-    if (!send_all(fd, replies.view())) {
+    if (policy.counters != nullptr) policy.counters->sending.store(true, std::memory_order_relaxed);
+    const bool sent = send_all(fd, replies.view());
+    if (policy.counters != nullptr) policy.counters->sending.store(false, std::memory_order_relaxed);
+    if (!sent) {
       // A send timeout (SO_SNDTIMEO) means the client stopped reading.
       return errno == EAGAIN || errno == EWOULDBLOCK ? end(End::stalled) : end(End::failed, errno);
     }

@@ -2,6 +2,7 @@
 // the library.
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <fmt/format.h>

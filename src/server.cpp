@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <cstring>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -28,8 +29,14 @@ constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 // Connection threads kept parked for the next connections.
 constexpr std::size_t kMaxParkedThreads = 64;
 
-// Descriptors kept back from connections: the listener, the wake-up
-// eventfd, standard streams, log files.
+// Once a stop's timeout has run out, how long a reply may still take to go out.
+constexpr std::chrono::milliseconds kFinalSendTimeout{100};
+
+// What the client already sent and a refusal reads before closing, at most.
+constexpr std::size_t kRefusalDiscardBytes = 64 * 1024;
+
+// Descriptors kept back from connections: the listener, standard streams,
+// log files.
 constexpr std::uint64_t kReservedDescriptors = 16;
 
 bool is_resource_shortage(int error) {
@@ -71,22 +78,32 @@ Server::~Server() {
 void Server::run() {
   spdlog::info("listening on {} ({} mode, {} fib, n up to {}, at most {} connections)", local_.to_string(),
                to_string(config_.mode), fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_);
-  std::thread reporter;
-  if (config_.stats_interval.count() > 0) reporter = std::thread([this] { report_stats(); });
+  // Enforces a stop's timeout (in sequential mode the accept loop itself is
+  // busy serving) and logs the statistics.
+  std::jthread supervisor([this] { supervise(); });
   try {
     accept_loop();
   } catch (...) {
     stop();  // whatever failed, no connection thread outlives run()
-    drain();
-    if (reporter.joinable()) reporter.join();
+    finish();
     throw;
   }
+  finish();
+}
+
+// After the accept loop: stop accepting, wait for every connection and
+// thread, and let the supervisor log its last line.
+void Server::finish() {
   {
     std::lock_guard lock(mutex_);
-    listener_.reset();  // stop accepting: new clients are refused from here on
+    listener_.reset();  // new clients are refused from here on
   }
   drain();
-  if (reporter.joinable()) reporter.join();  // logs the final line once all connections are closed
+  {
+    std::lock_guard lock(mutex_);
+    finished_ = true;
+  }
+  changed_.notify_all();
 }
 
 ServerStats Server::stats() {
@@ -104,80 +121,125 @@ ServerStats Server::stats() {
   return totals;
 }
 
-// One line every stats_interval, and a last one once the server has stopped
-// and every connection is closed.
-void Server::report_stats() {
+// Until a stop: a statistics line every stats_interval (if set). From the
+// stop: requests in flight get until the shutdown timeout; then replies may
+// take at most kFinalSendTimeout more to go out, and connections stuck in a
+// send to a client that stopped reading are closed. Last: the statistics at
+// shutdown, once everything has ended.
+void Server::supervise() {
   using Clock = std::chrono::steady_clock;
+  const bool reporting = config_.stats_interval.count() > 0;
   Clock::time_point last_time = Clock::now();
   std::uint64_t last_requests = 0;
-  for (bool last = false; !last;) {
-    {
-      std::unique_lock lock(mutex_);
-      last = changed_.wait_for(lock, config_.stats_interval,
-                               [this] { return stopping_ && live_.empty() && workers_.empty(); });
-    }
+  const auto report = [&](bool final) {
     const ServerStats now = stats();
     const Clock::time_point time = Clock::now();
     const double seconds = std::chrono::duration<double>(time - last_time).count();
     const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
     spdlog::info("stats{}: {} connections open, {} accepted, {} refused, {} requests served ({:.0f} req/s), {} errors",
-                 last ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
+                 final ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
     last_time = time;
     last_requests = now.requests;
+  };
+
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (!reporting) {
+      changed_.wait(lock, [this] { return stopping_; });
+    } else if (!changed_.wait_for(lock, config_.stats_interval, [this] { return stopping_; })) {
+      lock.unlock();
+      report(false);
+      lock.lock();
+    }
   }
+  if (!changed_.wait_until(lock, stop_deadline_, [this] { return live_.empty(); })) {
+    const std::size_t busy = live_.size();
+    for (Live& live : live_) {
+      // The short timeout first: a send starting after the check below is
+      // bounded by it; one already blocked is shut down.
+      try {
+        set_send_timeout(live.fd, kFinalSendTimeout);
+      } catch (const std::system_error&) {
+      }
+      if (live.counters.sending.load(std::memory_order_relaxed)) ::shutdown(live.fd, SHUT_RDWR);
+    }
+    lock.unlock();
+    spdlog::warn("{} connections still busy after {} ms: requests not started are abandoned", busy,
+                 config_.shutdown_timeout.count());
+    lock.lock();
+  }
+  changed_.wait(lock, [this] { return finished_; });
+  lock.unlock();
+  if (reporting) report(true);
 }
 
 void Server::accept_loop() {
   std::chrono::milliseconds backoff{0};
-  for (;;) {
-    // A blocking accept: one system call per connection. stop() shuts the
-    // listener down, which makes it return.
-    Endpoint peer;
-    Fd fd = accept_connection(listener_.get(), &peer);
-    if (!fd) {
-      const int error = errno;
-      std::unique_lock lock(mutex_);
-      if (stopping_) return;
-      if (is_resource_shortage(error)) {
-        lock.unlock();
-        if (backoff.count() == 0) spdlog::warn("accept: {}; pausing accepts until resources free up",
-                                               std::generic_category().message(error));
-        backoff = std::clamp(backoff * 2, kAcceptBackoffFirst, kAcceptBackoffMax);
-        lock.lock();
-        changed_.wait_for(lock, backoff, [this] { return stopping_; });  // a stop cuts the pause short
-      } else {
-        // ECONNABORTED and the like: that client is gone, the next one is not.
-        lock.unlock();
-        spdlog::debug("accept: {}", std::generic_category().message(error));
-      }
-      continue;
-    }
-    backoff = std::chrono::milliseconds{0};
-    accepted_.fetch_add(1, std::memory_order_relaxed);
-
+  // Pauses, doubling each time, until a stop; false once stopping.
+  const auto pause = [&] {
+    backoff = std::clamp(backoff * 2, kAcceptBackoffFirst, kAcceptBackoffMax);
     std::unique_lock lock(mutex_);
-    if (live_.size() >= max_connections_) {
-      lock.unlock();
-      refuse(std::move(fd), peer);
-      continue;
-    }
-    LiveList::iterator self;
+    return !changed_.wait_for(lock, backoff, [this] { return stopping_; });
+  };
+  for (;;) {
     try {
-      self = live_.emplace(live_.end());
-      self->fd = fd.get();
+      // A blocking accept: one system call per connection. stop() shuts the
+      // listener down, which makes it return.
+      Endpoint peer;
+      Fd fd = accept_connection(listener_.get(), &peer);
+      if (!fd) {
+        const int error = errno;
+        {
+          std::lock_guard lock(mutex_);
+          if (stopping_) return;
+        }
+        if (is_resource_shortage(error)) {
+          if (backoff.count() == 0) spdlog::warn("accept: {}; pausing accepts until resources free up", strerror(error));
+          if (!pause()) return;
+        } else if (error == EBADF || error == ENOTSOCK || error == EINVAL || error == EFAULT) {
+          throw std::system_error(error, std::generic_category(), "accept");  // the listener itself is broken
+        }
+        // Otherwise the receive timeout inherited from the listener (EAGAIN),
+        // or a client gone before we took it (ECONNABORTED and the like):
+        // the next one is fine.
+        continue;
+      }
+      backoff = std::chrono::milliseconds{0};
+      accept_one(std::move(fd), peer);
     } catch (const std::bad_alloc&) {
-      lock.unlock();
-      turn_away(std::move(fd), peer, "out of memory");
-      continue;
+      // Out of memory: whatever was being accepted is closed (RAII); wait
+      // for memory to free up, as for descriptors.
+      if (!pause()) return;
     }
-    if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
-    if (config_.mode == Mode::sequential) {
-      lock.unlock();
-      serve(std::move(fd), peer, self);
-      continue;
-    }
-    hand_over(std::move(fd), peer, self, lock);
   }
+}
+
+// Registers an accepted connection and has it served: by a thread of its
+// own, or here in sequential mode.
+void Server::accept_one(Fd fd, const Endpoint& peer) {
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock lock(mutex_);
+  if (live_.size() >= max_connections_) {
+    lock.unlock();
+    refuse(std::move(fd), peer);
+    return;
+  }
+  LiveList::iterator self;
+  try {
+    self = live_.emplace(live_.end());
+    self->fd = fd.get();
+  } catch (const std::bad_alloc&) {
+    lock.unlock();
+    turn_away(std::move(fd), peer, "out of memory");
+    return;
+  }
+  if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
+  if (config_.mode == Mode::sequential) {
+    lock.unlock();
+    serve(std::move(fd), peer, self);
+    return;
+  }
+  hand_over(std::move(fd), peer, self, lock);
 }
 
 // Gives the connection to a parked thread, or to a new one.
@@ -228,38 +290,47 @@ void Server::work(WorkerList::iterator self) {
   // most one ended thread is ever left unjoined, and drain() joins that one.
   std::thread previous = std::exchange(last_retired_, std::move(self->thread));
   workers_.erase(self);
-  changed_.notify_all();
+  if (stopping_) changed_.notify_all();
   lock.unlock();
   if (previous.joinable()) previous.join();
 }
 
 // No thread for this client (out of threads or memory): say so and hang up.
-void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) {
+void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept {
   refused_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t count = threads_failed_.fetch_add(1, std::memory_order_relaxed) + 1;
-  spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
+  try {  // logging allocates, and memory may be what ran out
+    spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
+  } catch (...) {
+  }
   hang_up(fd.get(), "error: server cannot start a thread for this connection; try again later\n");
 }
 
 // Over the connection limit: say so and hang up.
-void Server::refuse(Fd fd, const Endpoint& peer) {
+void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
   refused_.fetch_add(1, std::memory_order_relaxed);
-  spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
-               max_connections_);
-  hang_up(fd.get(), fmt::format("error: server busy: {} connections open, the most it serves at once; try again "
-                                "later\n",
-                                max_connections_));
+  char message[160];
+  const auto written = fmt::format_to_n(
+      message, sizeof message, "error: server busy: {} connections open, the most it serves at once; try again later\n",
+      max_connections_);
+  try {
+    spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
+                 max_connections_);
+  } catch (...) {
+  }
+  hang_up(fd.get(), {message, std::min(written.size, sizeof message)});
 }
 
 // Sends `message` and ends our side without blocking the accept loop. What
-// the client already sent is read first: left unread, it would turn the
-// close into a reset that can overtake the message.
-void Server::hang_up(int fd, std::string_view message) {
+// the client already sent is read first (up to a bound): left unread, it
+// would turn the close into a reset that can overtake the message.
+void Server::hang_up(int fd, std::string_view message) noexcept {
   ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::shutdown(fd, SHUT_WR);
   char scratch[512];
-  while (::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
-  }
+  std::size_t discarded = 0;
+  for (ssize_t n; discarded < kRefusalDiscardBytes && (n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT)) > 0;)
+    discarded += static_cast<std::size_t>(n);
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
@@ -274,7 +345,7 @@ void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
   closed_requests_ += self->counters.requests.load(std::memory_order_relaxed);
   closed_errors_ += self->counters.errors.load(std::memory_order_relaxed);
   live_.erase(self);
-  changed_.notify_all();
+  if (stopping_) changed_.notify_all();  // only a stop waits for connections to end
 }
 
 void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
@@ -294,7 +365,8 @@ void Server::stop() {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
-  deadline_.set(std::chrono::steady_clock::now() + config_.shutdown_timeout);
+  stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_timeout;
+  deadline_.set(stop_deadline_);
   if (listener_) ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
   changed_.notify_all();                                 // and an accept loop backing off
   // Idle connections see end of stream at once; busy ones after their
@@ -305,13 +377,6 @@ void Server::stop() {
 
 void Server::drain() {
   std::unique_lock lock(mutex_);
-  if (!changed_.wait_for(lock, config_.shutdown_timeout, [this] { return live_.empty(); })) {
-    // Requests not yet started are abandoned (the deadline has passed); a
-    // reply stuck in a send to a client that stopped reading is given up.
-    spdlog::warn("{} connections still busy after {} ms; closing them", live_.size(),
-                 config_.shutdown_timeout.count());
-    for (const Live& live : live_) ::shutdown(live.fd, SHUT_RDWR);
-  }
   changed_.wait(lock, [this] { return live_.empty() && workers_.empty(); });
   std::thread last = std::move(last_retired_);
   lock.unlock();

@@ -36,6 +36,7 @@ class StopDeadline {
 struct alignas(64) ConnectionCounters {
   std::atomic<std::uint64_t> requests{0};  // replies sent, error lines included
   std::atomic<std::uint64_t> errors{0};    // error lines sent
+  std::atomic<bool> sending{false};        // in a send now (a stop closes those stuck)
 };
 
 struct ConnectionResult {

@@ -1,7 +1,8 @@
 // The server: an accept loop that hands each connection to a thread of its
-// own (or, in sequential mode, serves it before accepting the next), and a
-// registry of live connections so that a stop can close them and join every
-// thread.
+// own (a parked one when there is one; in sequential mode it serves the
+// connection itself before accepting the next), a registry of live
+// connections so that a stop can close them and join every thread, and a
+// supervisor thread that bounds a stop and logs statistics.
 #pragma once
 
 #include <chrono>
@@ -109,17 +110,19 @@ class Server {
   using WorkerList = std::list<Worker>;
 
   void accept_loop();
+  void accept_one(Fd fd, const Endpoint& peer);
+  void finish();
+  void supervise();
   void hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
   void work(WorkerList::iterator self);
-  void refuse(Fd fd, const Endpoint& peer);
-  void turn_away(Fd fd, const Endpoint& peer, std::string_view why);
-  static void hang_up(int fd, std::string_view message);
+  void refuse(Fd fd, const Endpoint& peer) noexcept;
+  void turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept;
+  static void hang_up(int fd, std::string_view message) noexcept;
   // Serves one connection on the calling thread, then unregisters it. Never
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
   void serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters);
   void drain();
-  void report_stats();  // the --stats-interval thread
 
   ServerConfig config_;
   RequestHandler handler_;
@@ -129,8 +132,12 @@ class Server {
   StopDeadline deadline_;  // set by stop(): requests not started by then are abandoned
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
-  std::condition_variable changed_;  // a connection or a worker has ended
+  // Signalled by stop(), and while stopping by every connection or thread
+  // that ends (before a stop nobody waits for those).
+  std::condition_variable changed_;
   bool stopping_ = false;
+  bool finished_ = false;  // run() has seen every connection and thread end
+  std::chrono::steady_clock::time_point stop_deadline_;
   LiveList live_;                  // also counts the connections served at once
   WorkerList workers_;             // running connection threads, busy or parked
   std::vector<Worker*> parked_;    // the idle ones among them

@@ -38,20 +38,6 @@ now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 is_true() { awk "BEGIN { exit !($1) }"; }
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo -n "$@"
-  else fail "need root (or sudo) to run: $*"; fi
-}
-# apt-get install, running apt-get update first when the lists are missing or stale.
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  if ! as_root apt-get install -y --no-install-recommends "$@"; then
-    as_root apt-get update
-    as_root apt-get install -y --no-install-recommends "$@"
-  fi
-}
-
 # --- Prerequisites ----------------------------------------------------------
 [[ -x "$server_bin" && -x "$perf_bin" ]] \
   || fail "$server_bin or $perf_bin missing; build first (cmake --build $build_dir)"
@@ -60,12 +46,12 @@ apt_install() {
 export PATH="$PATH:/usr/sbin:/sbin"
 if ! command -v haproxy >/dev/null; then
   say "haproxy missing; installing Debian's haproxy package"
-  apt_install haproxy
+  bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/install_packages.sh" haproxy
 fi
 # The admin socket is a Unix socket: OpenBSD netcat (nc -U) talks to it.
 if ! command -v nc >/dev/null || ! nc -h 2>&1 | grep -q -- '-U'; then
   say "nc with -U missing; installing Debian's netcat-openbsd package"
-  apt_install netcat-openbsd
+  bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/install_packages.sh" netcat-openbsd
 fi
 say "$(haproxy -v | head -n1)"
 

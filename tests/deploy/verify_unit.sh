@@ -26,25 +26,9 @@ installed_path=/usr/local/bin/fib_server
 
 fail() { echo "verify_unit: FAIL: $*" >&2; exit 1; }
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo -n "$@"
-  else fail "need root (or sudo) to run: $*"; fi
-}
-
-# Installs Debian packages; runs apt-get update first when the package lists
-# are missing or stale (the first install attempt fails).
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  if ! as_root apt-get install -y --no-install-recommends "$@"; then
-    as_root apt-get update
-    as_root apt-get install -y --no-install-recommends "$@"
-  fi
-}
-
 if ! command -v systemd-analyze >/dev/null; then
   echo "verify_unit: systemd-analyze missing; installing Debian's systemd package"
-  apt_install systemd
+  bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/install_packages.sh" systemd
   command -v systemd-analyze >/dev/null || fail "systemd-analyze still missing after installing systemd"
 fi
 
