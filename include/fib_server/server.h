@@ -25,7 +25,7 @@
 namespace fib {
 
 enum class Mode {
-  thread,      // one std::thread per connection, as the Go server has one goroutine
+  thread,      // a std::thread per live connection, as the Go server has a goroutine
   sequential,  // one connection at a time, in the accept loop: the synchronous server
 };
 
