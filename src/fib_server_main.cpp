@@ -13,6 +13,26 @@
 #include "fib_server/server.h"
 #include "fib_server/stop_signals.h"
 
+namespace {
+
+// Seconds, kept to the millisecond: 0 turns the feature off, anything else
+// must be at least a millisecond (and at most a day).
+const CLI::Validator kOffOrMilliseconds(
+    [](const std::string& text) {
+      double seconds = -1;
+      try {
+        std::size_t used = 0;
+        seconds = std::stod(text, &used);
+        if (used != text.size()) seconds = -1;
+      } catch (const std::exception&) {
+      }
+      if (seconds == 0 || (seconds >= 0.001 && seconds <= 86400)) return std::string();
+      return std::string("must be 0 (off) or from 0.001 to 86400 seconds");
+    },
+    "SECONDS");
+
+}  // namespace
+
 int main(int argc, char** argv) {
   fib::ServerConfig config;
   std::string log_level = "info";
@@ -53,12 +73,12 @@ int main(int argc, char** argv) {
                  "seconds; a connection that completes no request, or cannot send its replies, for this long is "
                  "closed (0: never)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(kOffOrMilliseconds);
   app.add_option("--stats-interval", stats_interval_s,
                  "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
                  "errors), also logged at shutdown; 0: none")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(kOffOrMilliseconds);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

@@ -85,6 +85,14 @@ TEST(Program, PortInUseExitsAtOnceNamingTheAddress) {
       << second.log();
 }
 
+TEST(Program, TimeoutsBelowAMillisecondAreRefused) {
+  for (const char* option : {"--idle-timeout", "--stats-interval"}) {
+    ChildProcess server(FIB_SERVER_BIN, {option, "0.0001"});
+    EXPECT_EQ(server.wait_exit(5s), 2) << option;
+    EXPECT_NE(server.err().find("must be 0 (off) or from 0.001 to 86400 seconds"), std::string::npos) << server.err();
+  }
+}
+
 TEST(Program, BadAddressIsAUsageError) {
   ServerProcess server({"localhost"});
   EXPECT_EQ(server.wait_exit(5s), 2);
