@@ -114,6 +114,21 @@ if [ "$CROWD" -gt 0 ]; then
   crowd_line="fib_server with $CROWD connections open (all served once): active client p99 ${crowded} us, alone ${alone} us"
 fi
 
+# The client itself: fib_perf against the minimal blocking client, on the floor.
+client_line=""
+if [ -n "${address[floor (limit.c)]:-}" ]; then
+  for round in $(seq "$ROUNDS"); do
+    for c in 1 3; do
+      "$bin/min_client" 127.0.0.1 "${address[floor (limit.c)]##*:}" "$c" "$RUN_SECONDS" | awk '{print $1}' >>"$work/min.$c"
+      field "$(perf "${address[floor (limit.c)]}" -c "$c" -d "$RUN_SECONDS")" rps >>"$work/perf.$c"
+    done
+  done
+  client_line="fib_perf against the minimal blocking client (bench/min_client) on the floor:"
+  for c in 1 3; do
+    client_line="$client_line $c connection(s) $(median <"$work/perf.$c") vs $(median <"$work/min.$c") req/s;"
+  done
+fi
+
 cell() { [ -f "$work/$1.$2" ] && median <"$work/$1.$2" || echo "n/a"; }
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); medians of $ROUNDS alternating ${RUN_SECONDS} s runs, client fib_perf (closed loop), churn from bench/churn with 2 threads."
@@ -124,6 +139,7 @@ cell() { [ -f "$work/$1.$2" ] && median <"$work/$1.$2" || echo "n/a"; }
     echo "| $name | $(cell rps1 "$name") | $(cell rps3 "$name") | $(cell fib30 "$name") | $(cell rss "$name") | $(cell churn "$name") |"
   done
   [ -n "$crowd_line" ] && echo && echo "$crowd_line"
+  [ -n "$client_line" ] && echo && echo "$client_line"
 } | tee "$OUT/table.md"
 
 # The sweep: req/s and p99 against connections.

@@ -1,11 +1,12 @@
 // Microbenchmarks of the pure core: both Fibonacci algorithms, framing and
-// replying to typical and pipelined input.
+// replying to typical and pipelined input, recording a latency.
 #include <cstring>
 #include <string>
 
 #include <benchmark/benchmark.h>
 
 #include "fib_server/fib.h"
+#include "fib_server/histogram.h"
 #include "fib_server/line_framer.h"
 #include "fib_server/request_handler.h"
 
@@ -55,6 +56,19 @@ BENCHMARK(BM_FrameAndReplyPipelined);
 
 void BM_ReplyError(benchmark::State& state) { frame_and_reply(state, "hello\n"); }
 BENCHMARK(BM_ReplyError);
+
+// fib_perf records one latency per answer.
+void BM_HistogramRecord(benchmark::State& state) {
+  fib::Histogram histogram;
+  std::uint64_t value = 12'345;
+  for (auto _ : state) {
+    histogram.record(value);
+    value = value * 6364136223846793005u + 1442695040888963407u;  // spread over the buckets
+    value >>= 28;
+  }
+  benchmark::DoNotOptimize(histogram.count());
+}
+BENCHMARK(BM_HistogramRecord);
 
 }  // namespace
 

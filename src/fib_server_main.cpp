@@ -71,12 +71,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--idle-timeout", idle_timeout_s,
                  "seconds; a connection that completes no request, or cannot send its replies, for this long is "
-                 "closed (0: never)")
+                 "closed (0: never; else 0.001 to 86400)")
       ->capture_default_str()
       ->check(kOffOrMilliseconds);
   app.add_option("--stats-interval", stats_interval_s,
                  "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
-                 "errors), also logged at shutdown; 0: none")
+                 "errors), also logged at shutdown (0: none; else 0.001 to 86400)")
       ->capture_default_str()
       ->check(kOffOrMilliseconds);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
@@ -110,7 +110,8 @@ int main(int argc, char** argv) {
     });
     server.run();
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    // Straight to stderr: a fatal error is shown whatever --log-level says.
+    fmt::print(stderr, "fib_server: {}\n", e.what());
     return 1;
   }
   spdlog::info("stopped");

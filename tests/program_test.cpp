@@ -93,6 +93,15 @@ TEST(Program, TimeoutsBelowAMillisecondAreRefused) {
   }
 }
 
+TEST(Program, FatalErrorsAreShownWhateverTheLogLevel) {
+  ServerProcess first({"127.0.0.1:0"});
+  const std::string address = "127.0.0.1:" + std::to_string(first.wait_for_port());
+  ServerProcess second({address, "--log-level", "off"});
+  EXPECT_EQ(second.wait_exit(5s), 1);
+  EXPECT_NE(second.log().find("cannot listen on " + address + ": bind: Address already in use"), std::string::npos)
+      << second.log();
+}
+
 TEST(Program, BadAddressIsAUsageError) {
   ServerProcess server({"localhost"});
   EXPECT_EQ(server.wait_exit(5s), 2);
