@@ -8,8 +8,6 @@ namespace fib {
 
 namespace {
 
-constexpr double kLatencyPercentiles[] = {50, 90, 99, 99.9};
-
 std::string latency_line(const Histogram& h) {
   return fmt::format("p50 {}  p90 {}  p99 {}  p99.9 {}  max {}", format_latency(h.percentile(50)),
                      format_latency(h.percentile(90)), format_latency(h.percentile(99)),
@@ -19,8 +17,7 @@ std::string latency_line(const Histogram& h) {
 std::string latency_json(const Histogram& h) {
   const auto us = [](std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
   return fmt::format(R"({{"p50":{:.1f},"p90":{:.1f},"p99":{:.1f},"p999":{:.1f},"max":{:.1f},"mean":{:.1f}}})",
-                     us(h.percentile(kLatencyPercentiles[0])), us(h.percentile(kLatencyPercentiles[1])),
-                     us(h.percentile(kLatencyPercentiles[2])), us(h.percentile(kLatencyPercentiles[3])),
+                     us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)),
                      us(h.max()), h.mean() / 1000.0);
 }
 

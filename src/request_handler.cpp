@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 
 #include <fmt/format.h>
 
@@ -66,12 +65,6 @@ Request parse_request(std::string_view line, unsigned max_n) {
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
   if (ec == std::errc::result_out_of_range || n > max_n) return {Request::Kind::too_large, n};
   return {Request::Kind::number, n};
-}
-
-void ReplyBuffer::append(std::string_view text) {
-  const std::size_t n = std::min(text.size(), data_.size() - size_);
-  std::memcpy(data_.data() + size_, text.data(), n);
-  size_ += n;
 }
 
 RequestHandler::RequestHandler(Algorithm algorithm, unsigned max_n)

@@ -326,11 +326,7 @@ void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
 // would turn the close into a reset that can overtake the message.
 void Server::hang_up(int fd, std::string_view message) noexcept {
   ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  ::shutdown(fd, SHUT_WR);
-  char scratch[512];
-  std::size_t discarded = 0;
-  for (ssize_t n; discarded < kRefusalDiscardBytes && (n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT)) > 0;)
-    discarded += static_cast<std::size_t>(n);
+  close_gracefully(fd, std::chrono::milliseconds{0}, kRefusalDiscardBytes);
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {

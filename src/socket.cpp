@@ -242,13 +242,17 @@ void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max
   char scratch[4096];
   std::size_t discarded = 0;
   while (discarded < max_bytes) {
+    // What is already queued is read at once; only then is there any waiting.
+    const ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+    if (n > 0) {
+      discarded += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
-    const std::ptrdiff_t n = receive_some(fd, scratch);
-    if (n <= 0) return;
-    discarded += static_cast<std::size_t>(n);
   }
 }
 

@@ -38,7 +38,6 @@ class ReplyBuffer {
   // True when one more reply might not fit: send and clear first.
   bool nearly_full() const { return data_.size() - size_ < kMaxReplyBytes; }
   void clear() { size_ = 0; }
-  void append(std::string_view text);
   std::span<char> space() { return {data_.data() + size_, data_.size() - size_}; }
   void commit(std::size_t n) { size_ += n; }
 

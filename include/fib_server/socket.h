@@ -73,8 +73,9 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer);
 // SIGPIPE. Returns false when the peer is gone or the send failed.
 bool send_all(int fd, std::string_view data);
 
-// Ends our side of the stream, then reads and discards what the peer still
-// sends, for at most `timeout` or `max_bytes`, so that the close that
+// Ends our side of the stream, then reads and discards what the peer has
+// sent and still sends, for at most `timeout` (0: only what is already
+// queued) or `max_bytes`, so that the close that
 // follows does not reset the connection before the peer has read our last
 // reply (closing with unread input sends RST).
 void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max_bytes);
