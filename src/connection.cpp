@@ -1,6 +1,7 @@
 #include "fib_server/connection.h"
 
 #include <cerrno>
+#include <limits>
 
 #include "fib_server/line_framer.h"
 #include "fib_server/socket.h"
@@ -11,9 +12,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// After refusing an over-long line: how long, and how much, to keep reading
-// and discarding, so that closing with unread input does not reset the
-// connection before the client has read the error line.
+// After the last line (an over-long line refused, idle, stopping): how
+// long, and how much, to keep reading and discarding at most, so that
+// closing with unread input does not reset the connection before the client
+// has read its replies. A stop lingers until StopState::close_by() instead.
 constexpr auto kDiscardTime = 200ms;
 constexpr std::size_t kDiscardBytes = 1 << 20;
 
@@ -32,7 +34,7 @@ std::string_view to_string(ConnectionResult::End end) {
     case ConnectionResult::End::line_too_long: return "line too long";
     case ConnectionResult::End::idle: return "idle timeout";
     case ConnectionResult::End::stalled: return "send timeout: the client stopped reading";
-    case ConnectionResult::End::abandoned: return "server stopping";
+    case ConnectionResult::End::stopped: return "server stopping";
   }
   return "?";
 }
@@ -44,9 +46,11 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
   LineFramer framer;
   ReplyBuffer replies;
   std::uint64_t unsent = 0, unsent_errors = 0;  // replies in `replies`
+  const StopState* stop = policy.stop;
   const bool idle_limit = policy.idle_timeout.count() > 0;
-  Clock::time_point last_request = Clock::now();
-  bool answered = false;  // since the last read
+  Clock::time_point last_valid = Clock::now();
+  bool valid = false;                 // a valid request answered since the last read
+  bool receive_timeout_cut = false;   // shortened to what is left of the idle timeout
 
   const auto end = [&](End how, int error = 0) {
     result.end = how;
@@ -55,10 +59,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
   };
   const auto flush = [&] {
     if (replies.empty()) return true;
-    if (policy.counters != nullptr) policy.counters->sending.store(true, std::memory_order_relaxed);
-    const bool sent = send_all(fd, replies.view());
-    if (policy.counters != nullptr) policy.counters->sending.store(false, std::memory_order_relaxed);
-    if (!sent) {
+    if (!send_all(fd, replies.view())) {
       // A send timeout (SO_SNDTIMEO) means the client stopped reading.
       return errno == EAGAIN || errno == EWOULDBLOCK ? end(End::stalled) : end(End::failed, errno);
     }
@@ -72,29 +73,57 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     replies.clear();
     return true;
   };
+  // Sends what is answered and a last line saying why the connection ends,
+  // then closes our side gracefully. The last line counts as an error reply
+  // only when it answers a request (an over-long line).
+  const auto say_goodbye = [&](End how, auto&& write_last_line, bool answers_a_request = false) {
+    end(how);
+    if (replies.nearly_full() && !flush()) return result;
+    write_last_line(replies);
+    if (answers_a_request) {
+      ++unsent;
+      ++unsent_errors;
+    }
+    if (!flush()) return result;
+    const Clock::time_point soon = Clock::now() + kDiscardTime;
+    const bool stopping = stop != nullptr && stop->stopping();
+    if (how == End::stopped) {
+      // However much the client still sends: only time bounds a stop.
+      close_gracefully(fd, stop->close_by(), std::numeric_limits<std::size_t>::max());
+    } else {
+      close_gracefully(fd, stopping ? std::min(soon, stop->close_by()) : soon, kDiscardBytes);
+    }
+    return result;
+  };
+  const auto say_stopping = [&] { return say_goodbye(End::stopped, RequestHandler::reply_stopping); };
   // Answers one request line; false when the connection should end.
   const auto answer = [&](std::string_view line) {
-    if (policy.deadline != nullptr && policy.deadline->passed()) return end(End::abandoned);
+    if (stop != nullptr && stop->abandoning()) return end(End::stopped);
     const Request request = handler.parse(line);
     if (request.kind == Request::Kind::blank) return true;
     // Waiting replies go out before a slow request, so that a stop (or the
     // client) never waits on them.
     if ((replies.nearly_full() || handler.slow(request)) && !flush()) return false;
-    handler.respond(request, line, replies);
+    if (!handler.respond(request, line, replies, stop != nullptr ? &stop->abandon_flag() : nullptr))
+      return end(End::stopped);
     ++unsent;
-    if (request.kind != Request::Kind::number) ++unsent_errors;
-    answered = true;
+    if (request.kind == Request::Kind::number) valid = true;
+    else ++unsent_errors;
     return true;
   };
 
   for (;;) {
+    // Requests still on their way are not read once the server stops: the
+    // stopping line tells the client they were not answered.
+    if (stop != nullptr && stop->stopping()) return say_stopping();
     const std::span<char> space = framer.free_space();
-    const std::ptrdiff_t received = receive_some(fd, space);
+    const std::ptrdiff_t received = receive_some(fd, space, stop != nullptr ? &stop->stopping_flag() : nullptr);
     if (received < 0) {
-      // A receive timeout (SO_RCVTIMEO) means nothing arrived for the idle timeout.
-      if (errno == EAGAIN || errno == EWOULDBLOCK) end(End::idle);
-      else end(End::failed, errno);
-      flush();
+      if (errno == EINTR) return say_stopping();  // woken by the stop
+      // A receive timeout (SO_RCVTIMEO) means no valid request for the idle timeout.
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return say_goodbye(End::idle, [&](ReplyBuffer& out) { RequestHandler::reply_idle(out, policy.idle_timeout); });
+      end(End::failed, errno);
       return result;
     }
     const bool end_of_stream = received == 0;
@@ -109,30 +138,35 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     if (go_on && framer.line_too_long()) {
       // The whole buffer holds one unfinished line: refuse it and hang up,
       // since what follows cannot be framed reliably.
-      end(End::line_too_long);
-      if (replies.nearly_full() && !flush()) return result;
-      handler.reply_line_too_long(replies);
-      ++unsent;
-      ++unsent_errors;
-      if (flush()) close_gracefully(fd, kDiscardTime, kDiscardBytes);
-      return result;
+      return say_goodbye(End::line_too_long, [&](ReplyBuffer& out) { handler.reply_line_too_long(out); }, true);
     }
     if (go_on && (end_of_stream ? framer.has_partial()
                                 : framer.partial_may_be_request() &&
                                       nothing_more_waiting(fd, static_cast<std::size_t>(received), space.size()))) {
       go_on = answer(framer.take_partial());
     }
+    if (!go_on && result.end == End::stopped) return say_stopping();  // given up past the shutdown timeout
     if (!flush() || !go_on || end_of_stream) return result;
-    // Bytes that trickle in without ever completing a request do not keep a
-    // connection alive (silence alone is caught by the receive timeout).
+    // Idle means no valid request: error replies, and bytes that trickle in
+    // without completing a request, do not keep a connection alive. While
+    // nothing valid arrives, the receive timeout is what is left of the idle
+    // timeout; the common case costs one clock read and no system call.
     if (idle_limit) {
       const Clock::time_point now = Clock::now();
-      if (answered) {
-        last_request = now;
-        answered = false;
-      } else if (now - last_request >= policy.idle_timeout) {
-        end(End::idle);
-        return result;
+      if (valid) {
+        last_valid = now;
+        valid = false;
+        if (receive_timeout_cut) {
+          set_receive_timeout(fd, policy.idle_timeout);
+          receive_timeout_cut = false;
+        }
+      } else {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(policy.idle_timeout - (now - last_valid));
+        if (left.count() <= 0)
+          return say_goodbye(End::idle,
+                             [&](ReplyBuffer& out) { RequestHandler::reply_idle(out, policy.idle_timeout); });
+        set_receive_timeout(fd, left);
+        receive_timeout_cut = true;
       }
     }
   }

@@ -7,6 +7,18 @@ std::uint64_t fib_recursive(unsigned n) {
   return fib_recursive(n - 1) + fib_recursive(n - 2);
 }
 
+std::optional<std::uint64_t> fib_recursive(unsigned n, const std::atomic<bool>& cancel) {
+  if (n <= kCancelCheckAt) {
+    if (cancel.load(std::memory_order_relaxed)) return std::nullopt;
+    return fib_recursive(n);
+  }
+  const auto a = fib_recursive(n - 1, cancel);
+  if (!a) return std::nullopt;
+  const auto b = fib_recursive(n - 2, cancel);
+  if (!b) return std::nullopt;
+  return *a + *b;
+}
+
 std::uint64_t fib_iterative(unsigned n) {
   std::uint64_t a = 0, b = 1;  // F(i), F(i + 1)
   for (unsigned i = 0; i < n; ++i) {
@@ -17,8 +29,9 @@ std::uint64_t fib_iterative(unsigned n) {
   return a;
 }
 
-std::uint64_t fib(Algorithm algorithm, unsigned n) {
-  return algorithm == Algorithm::recursive ? fib_recursive(n) : fib_iterative(n);
+std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, const std::atomic<bool>* cancel) {
+  if (algorithm == Algorithm::iterative) return fib_iterative(n);
+  return cancel != nullptr ? fib_recursive(n, *cancel) : fib_recursive(n);
 }
 
 unsigned default_max_n(Algorithm algorithm) {

@@ -1,19 +1,24 @@
 // fib_server: parses the command line, sets up logging, hands the config to
 // the library.
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
+#include "fib_server/async_log.h"
 #include "fib_server/server.h"
 #include "fib_server/stop_signals.h"
 
 namespace {
+
+// How long the exit waits for stderr to take the last log lines.
+constexpr std::chrono::milliseconds kLogFlushTimeout{500};
 
 // Seconds, kept to the millisecond: 0 turns the feature off, anything else
 // must be at least a millisecond (and at most a day).
@@ -90,10 +95,12 @@ int main(int argc, char** argv) {
   config.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
   config.stats_interval = std::chrono::milliseconds(static_cast<long long>(stats_interval_s * 1000));
 
-  auto logger = spdlog::stderr_color_mt("fib_server");
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-  logger->set_level(spdlog::level::from_str(log_level));
-  spdlog::set_default_logger(logger);
+  fib::AsyncLog log("fib_server", spdlog::level::from_str(log_level));
+  // A stderr nobody reads must not hold up the exit either: what it takes
+  // within a bound is written, then the process leaves without waiting on it.
+  const auto flush_or_exit = [&log](int status) {
+    if (!log.flush(kLogFlushTimeout)) std::_Exit(status);
+  };
 
   // A peer that has gone away must not kill the process; sends also pass MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
@@ -110,10 +117,13 @@ int main(int argc, char** argv) {
     });
     server.run();
   } catch (const std::exception& e) {
-    // Straight to stderr: a fatal error is shown whatever --log-level says.
+    // Straight to stderr, after what was logged before it: a fatal error is
+    // shown whatever --log-level says.
+    flush_or_exit(1);
     fmt::print(stderr, "fib_server: {}\n", e.what());
     return 1;
   }
   spdlog::info("stopped");
+  flush_or_exit(0);
   return 0;
 }

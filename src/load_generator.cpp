@@ -17,6 +17,7 @@
 #include "fib_server/fib.h"
 #include "fib_server/line_framer.h"
 #include "fib_server/rate_schedule.h"
+#include "fib_server/request_handler.h"
 #include "fib_server/socket.h"
 
 namespace fib {
@@ -308,10 +309,14 @@ class LoadGenerator::Worker {
 
   bool take_answers(Clock::time_point now) {
     const Clock::duration timeout = from_seconds(shared_.config.timeout_s);
-    bool framing_lost = false;
+    bool framing_lost = false, server_stopping = false;
     {
       std::lock_guard lock(mutex_);
       while (const auto line = framer_.next_line()) {
+        if (*line == kStoppingLine) {  // the server's last line: what is in flight is not answered
+          server_stopping = true;
+          break;
+        }
         if (in_flight_ == 0) {  // an answer nobody asked for
           ++stats_.errors.wrong_answer;
           continue;
@@ -336,7 +341,8 @@ class LoadGenerator::Worker {
       }
     }
     if (framing_lost) lose_connection(&ErrorCounts::wrong_answer);
-    return !framing_lost;
+    if (server_stopping) lose_connection(&ErrorCounts::reset_or_eof);
+    return !framing_lost && !server_stopping;
   }
 
   // False (and the connection dropped) if the oldest request is overdue.

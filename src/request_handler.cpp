@@ -80,37 +80,47 @@ bool RequestHandler::reply(std::string_view line, ReplyBuffer& out) const {
   return request.kind != Request::Kind::blank;
 }
 
-void RequestHandler::respond(const Request& request, std::string_view line, ReplyBuffer& out) const {
+bool RequestHandler::respond(const Request& request, std::string_view line, ReplyBuffer& out,
+                             const std::atomic<bool>* cancel) const {
   const Quoted quoted{trim(line)};
   switch (request.kind) {
     case Request::Kind::blank:
-      return;
+      return true;
     case Request::Kind::number: {
+      const std::optional<std::uint64_t> value = fib(algorithm_, static_cast<unsigned>(request.n), cancel);
+      if (!value) return false;
       const std::span<char> space = out.space();
-      const auto [end, ec] = std::to_chars(space.data(), space.data() + space.size(),
-                                           fib(algorithm_, static_cast<unsigned>(request.n)));
+      const auto [end, ec] = std::to_chars(space.data(), space.data() + space.size(), *value);
       *end = '\n';
       out.commit(end + 1 - space.data());
-      return;
+      return true;
     }
     case Request::Kind::not_a_number:
       append_format(out, "error: {} is not a number; send one whole number from 0 to {} per line\n",
                     quoted, max_n_);
-      return;
+      return true;
     case Request::Kind::negative:
       append_format(out, "error: {} is negative; send one whole number from 0 to {} per line\n",
                     quoted, max_n_);
-      return;
+      return true;
     case Request::Kind::too_large:
       append_format(out, "error: {} is too large; the largest n this server accepts is {}\n",
                     quoted, max_n_);
-      return;
+      return true;
   }
+  return true;
 }
 
 void RequestHandler::reply_line_too_long(ReplyBuffer& out) const {
   append_format(out, "error: line longer than {} bytes; send one whole number from 0 to {} per line\n",
                 LineFramer::kMaxLineBytes, max_n_);
+}
+
+void RequestHandler::reply_stopping(ReplyBuffer& out) { append_format(out, "{}\n", kStoppingLine); }
+
+void RequestHandler::reply_idle(ReplyBuffer& out, std::chrono::milliseconds idle_timeout) {
+  append_format(out, "error: idle timeout: no valid request for {:g} s; closing the connection\n",
+                static_cast<double>(idle_timeout.count()) / 1000.0);
 }
 
 }  // namespace fib

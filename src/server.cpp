@@ -1,5 +1,6 @@
 #include "fib_server/server.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <utility>
@@ -29,8 +30,22 @@ constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 // Connection threads kept parked for the next connections.
 constexpr std::size_t kMaxParkedThreads = 64;
 
-// Once a stop's timeout has run out, how long a reply may still take to go out.
-constexpr std::chrono::milliseconds kFinalSendTimeout{100};
+// A stop wakes connection threads blocked in a receive with this signal: its
+// handler does nothing, and is installed without SA_RESTART, so the receive
+// fails with EINTR. A thread that was just about to block when the signal
+// came misses it, so the signal is sent again, further apart each time (the
+// first pause, doubling to the last), until every connection has ended.
+constexpr int kWakeSignal = SIGUSR1;
+constexpr std::chrono::milliseconds kWakeRepeatFirst{5};
+constexpr std::chrono::milliseconds kWakeRepeatMax{100};
+
+void install_wake_handler() {
+  struct sigaction action {};
+  action.sa_handler = [](int) {};
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: interrupt blocking calls
+  sigaction(kWakeSignal, &action, nullptr);
+}
 
 // What the client already sent and a refusal reads before closing, at most.
 constexpr std::size_t kRefusalDiscardBytes = 64 * 1024;
@@ -68,6 +83,7 @@ Server::Server(const ServerConfig& config)
     set_send_timeout(listener_.get(), config_.idle_timeout);
   }
   parked_.reserve(kMaxParkedThreads);  // parking never allocates, even out of memory
+  install_wake_handler();
 }
 
 Server::~Server() {
@@ -122,9 +138,9 @@ ServerStats Server::stats() {
 }
 
 // Until a stop: a statistics line every stats_interval (if set). From the
-// stop: requests in flight get until the shutdown timeout; then replies may
-// take at most kFinalSendTimeout more to go out, and connections stuck in a
-// send to a client that stopped reading are closed. Last: the statistics at
+// stop: wakes connection threads blocked in a receive until every connection
+// has ended; at the shutdown timeout, gives up on requests not yet answered
+// and lets sends take at most kStopGrace more. Last: the statistics at
 // shutdown, once everything has ended.
 void Server::supervise() {
   using Clock = std::chrono::steady_clock;
@@ -152,21 +168,28 @@ void Server::supervise() {
       lock.lock();
     }
   }
-  if (!changed_.wait_until(lock, stop_deadline_, [this] { return live_.empty(); })) {
-    const std::size_t busy = live_.size();
-    for (Live& live : live_) {
-      // The short timeout first: a send starting after the check below is
-      // bounded by it; one already blocked is shut down.
-      try {
-        set_send_timeout(live.fd, kFinalSendTimeout);
-      } catch (const std::system_error&) {
+  std::chrono::milliseconds pause = kWakeRepeatFirst;
+  bool abandoned = false;
+  while (!live_.empty()) {
+    for (const Live& live : live_) pthread_kill(live.thread, kWakeSignal);
+    const Clock::time_point next = Clock::now() + pause;
+    changed_.wait_until(lock, abandoned ? next : std::min(next, stop_deadline_), [this] { return live_.empty(); });
+    pause = std::min(pause * 2, kWakeRepeatMax);
+    if (!abandoned && !live_.empty() && Clock::now() >= stop_deadline_) {
+      abandoned = true;
+      stop_.abandon();
+      for (const Live& live : live_) {
+        try {  // a send in progress gets the new timeout when the next signal interrupts it
+          set_send_timeout(live.fd, kStopGrace);
+        } catch (const std::system_error&) {
+        }
       }
-      if (live.counters.sending.load(std::memory_order_relaxed)) ::shutdown(live.fd, SHUT_RDWR);
+      const std::size_t busy = live_.size();
+      lock.unlock();
+      spdlog::warn("{} connections still busy after {} ms: requests not answered yet are given up", busy,
+                   config_.shutdown_timeout.count());
+      lock.lock();
     }
-    lock.unlock();
-    spdlog::warn("{} connections still busy after {} ms: requests not started are abandoned", busy,
-                 config_.shutdown_timeout.count());
-    lock.lock();
   }
   changed_.wait(lock, [this] { return finished_; });
   lock.unlock();
@@ -233,8 +256,8 @@ void Server::accept_one(Fd fd, const Endpoint& peer) {
     turn_away(std::move(fd), peer, "out of memory");
     return;
   }
-  if (stopping_) ::shutdown(fd.get(), SHUT_RD);  // stop() ran before we registered it
   if (config_.mode == Mode::sequential) {
+    self->thread = pthread_self();
     lock.unlock();
     serve(std::move(fd), peer, self);
     return;
@@ -247,6 +270,7 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
   if (!parked_.empty()) {
     Worker* worker = parked_.back();
     parked_.pop_back();
+    self->thread = worker->thread.native_handle();
     worker->job = Job{fd.release(), peer, self};
     worker->wake.notify_one();
     return;
@@ -256,6 +280,7 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
     worker->job = Job{fd.get(), peer, self};
     try {
       worker->thread = std::thread([this, worker] { work(worker); });
+      self->thread = worker->thread.native_handle();
     } catch (...) {
       workers_.erase(worker);
       throw;
@@ -326,7 +351,7 @@ void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
 // would turn the close into a reset that can overtake the message.
 void Server::hang_up(int fd, std::string_view message) noexcept {
   ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  close_gracefully(fd, std::chrono::milliseconds{0}, kRefusalDiscardBytes);
+  close_gracefully(fd, std::chrono::steady_clock::now(), kRefusalDiscardBytes);
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
@@ -347,7 +372,7 @@ void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
 void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
-  const ConnectionResult result = serve_connection(fd, handler_, {&deadline_, config_.idle_timeout, &counters});
+  const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters});
   if (result.end == ConnectionResult::End::failed && result.error != 0) {
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
                  std::generic_category().message(result.error));
@@ -362,13 +387,10 @@ void Server::stop() {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_timeout;
-  deadline_.set(stop_deadline_);
+  stop_.begin(stop_deadline_ + kStopGrace);
   if (listener_) ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
-  changed_.notify_all();                                 // and an accept loop backing off
-  // Idle connections see end of stream at once; busy ones after their
-  // current requests are answered. Parked threads retire.
-  for (const Live& live : live_) ::shutdown(live.fd, SHUT_RD);
-  for (Worker* worker : parked_) worker->wake.notify_one();
+  changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
+  for (Worker* worker : parked_) worker->wake.notify_one();  // parked threads retire
 }
 
 void Server::drain() {

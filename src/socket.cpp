@@ -1,6 +1,7 @@
 #include "fib_server/socket.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -217,10 +219,11 @@ Fd accept_connection(int listen_fd, Endpoint* peer) {
   }
 }
 
-std::ptrdiff_t receive_some(int fd, std::span<char> buffer) {
+std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bool>* interrupt) {
   for (;;) {
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (n >= 0 || errno != EINTR) return n;
+    if (interrupt != nullptr && interrupt->load(std::memory_order_relaxed)) return -1;
   }
 }
 
@@ -236,29 +239,43 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
-void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max_bytes) {
+void close_gracefully(int fd, std::chrono::steady_clock::time_point until, std::size_t max_bytes) {
+  using Clock = std::chrono::steady_clock;
+  // How long the peer must have sent nothing before we take it to be done.
+  constexpr std::chrono::milliseconds kQuiet{20};
   ::shutdown(fd, SHUT_WR);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   char scratch[4096];
   std::size_t discarded = 0;
+  Clock::time_point last_input = Clock::now();
   while (discarded < max_bytes) {
     // What is already queued is read at once; only then is there any waiting.
     const ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
     if (n > 0) {
       discarded += static_cast<std::size_t>(n);
+      last_input = Clock::now();
       continue;
     }
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const Clock::time_point now = Clock::now();
+    const bool quiet = now - last_input >= kQuiet;
+    if ((quiet && bytes_unacknowledged(fd) == 0) || now >= until) return;
+    const auto wait = std::min<Clock::duration>({until - now, quiet ? kQuiet : kQuiet - (now - last_input)});
     pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
+    if (::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count())) < 0 &&
+        errno != EINTR)
+      return;
   }
 }
 
 std::size_t bytes_waiting(int fd) {
   int count = 0;
   if (::ioctl(fd, FIONREAD, &count) != 0) return 0;
+  return static_cast<std::size_t>(count);
+}
+
+std::size_t bytes_unacknowledged(int fd) {
+  int count = 0;
+  if (::ioctl(fd, SIOCOUTQ, &count) != 0) return 0;
   return static_cast<std::size_t>(count);
 }
 

@@ -5,7 +5,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <ctime>
 #include <csignal>
 #include <cstdint>
 #include <system_error>
@@ -33,17 +35,34 @@ StopSignals::~StopSignals() {
 
 namespace {
 
-// The second signal. Async-signal-safe: nothing but _exit.
-void exit_at_once(int) { ::_exit(1); }
+// Signals within this long of the first are the same request to stop:
+// timeout(1) signals the server and then its process group at once, and
+// scripts send SIGTERM to several processes that may include it twice.
+constexpr long long kSameStopNanoseconds = 100'000'000;  // 100 ms
+std::atomic<long long> first_signal_at{0};  // CLOCK_MONOTONIC, ns
+
+long long monotonic_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  return static_cast<long long>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// A later signal. Async-signal-safe: a clock read, an atomic load, _exit.
+void exit_at_once(int) {
+  if (monotonic_ns() - first_signal_at.load() < kSameStopNanoseconds) return;
+  ::_exit(1);
+}
 
 // From the first signal on, a second one must end the process even if
-// on_stop, or anything it waits for (a blocked stderr), never returns: give
-// SIGINT and SIGTERM a handler that exits, and let them through to this
-// thread, the only one that does not block them.
+// on_stop, or anything it waits for, never returns: give SIGINT and SIGTERM
+// a handler that exits, and let them through to this thread, the only one
+// that does not block them.
 void arm_second_signal(const sigset_t& set) {
+  first_signal_at.store(monotonic_ns());
   struct sigaction action {};
   action.sa_handler = exit_at_once;
   sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);

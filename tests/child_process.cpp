@@ -1,5 +1,6 @@
 #include "child_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -39,10 +40,18 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-ChildProcess::ChildProcess(const std::string& binary, std::vector<std::string> args) {
+ChildProcess::ChildProcess(const std::string& binary, std::vector<std::string> args, Stderr stderr_to) {
   int out = -1, err = -1;
   out_path_ = temporary_file(&out);
-  err_path_ = temporary_file(&err);
+  if (stderr_to == Stderr::file) {
+    err_path_ = temporary_file(&err);
+  } else {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+    stderr_pipe_ = ends[0];
+    err = ends[1];
+    ::fcntl(stderr_pipe_, F_SETFL, O_NONBLOCK);
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
@@ -64,11 +73,12 @@ ChildProcess::~ChildProcess() {
     ::waitpid(pid_, nullptr, 0);
   }
   ::unlink(out_path_.c_str());
-  ::unlink(err_path_.c_str());
+  if (!err_path_.empty()) ::unlink(err_path_.c_str());
+  if (stderr_pipe_ >= 0) ::close(stderr_pipe_);
 }
 
 std::string ChildProcess::out() const { return read_file(out_path_); }
-std::string ChildProcess::err() const { return read_file(err_path_); }
+std::string ChildProcess::err() const { return err_path_.empty() ? std::string() : read_file(err_path_); }
 
 void ChildProcess::signal(int number) { ::kill(pid_, number); }
 

@@ -15,13 +15,19 @@ namespace fib::testing {
 
 class ChildProcess {
  public:
-  ChildProcess(const std::string& binary, std::vector<std::string> args);
+  // Where the child's stderr goes: a temporary file err() reads, or a pipe
+  // whose read end stderr_pipe() hands out (nobody reads it unless the test
+  // does: a stalled log reader).
+  enum class Stderr { file, pipe };
+  ChildProcess(const std::string& binary, std::vector<std::string> args, Stderr stderr_to = Stderr::file);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   std::string out() const;
   std::string err() const;
+  // The read end of the stderr pipe (Stderr::pipe only), non-blocking.
+  int stderr_pipe() const { return stderr_pipe_; }
   void signal(int number);
   // CPU time (user + system) the child has used so far, from /proc.
   double cpu_seconds() const;
@@ -34,6 +40,7 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
   std::string out_path_, err_path_;
+  int stderr_pipe_ = -1;
   std::optional<int> exit_status_;
 };
 

@@ -1,6 +1,9 @@
 // Covers fib.h: known values, agreement of the two algorithms, names.
 #include "fib_server/fib.h"
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 namespace fib {
@@ -26,6 +29,35 @@ TEST(Fib, AlgorithmsAgreeUpTo40) {
     EXPECT_EQ(fib_recursive(n), fib_iterative(n)) << "n = " << n;
     EXPECT_EQ(fib(Algorithm::recursive, n), fib(Algorithm::iterative, n)) << "n = " << n;
   }
+}
+
+TEST(Fib, CancellableRecursionGivesTheSameAnswers) {
+  const std::atomic<bool> go_on{false};
+  for (unsigned n = 0; n <= 40; ++n) EXPECT_EQ(fib_recursive(n, go_on), fib_iterative(n)) << "n = " << n;
+  EXPECT_EQ(fib(Algorithm::recursive, 35, &go_on), fib_iterative(35));
+}
+
+TEST(Fib, CancelledRecursionGivesUpAtOnce) {
+  const std::atomic<bool> cancelled{true};
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(fib_recursive(kMaxIndex, cancelled), std::nullopt);  // centuries of work otherwise
+  EXPECT_EQ(fib(Algorithm::recursive, 45, &cancelled), std::nullopt);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(100));
+  // A small one is checked once, at the start; the iterative algorithm never gives up.
+  EXPECT_EQ(fib_recursive(kCancelCheckAt, cancelled), std::nullopt);
+  EXPECT_EQ(fib(Algorithm::iterative, 90, &cancelled), fib_iterative(90));
+}
+
+TEST(Fib, CancellingMidwayStopsARunningComputation) {
+  std::atomic<bool> cancel{false};
+  std::optional<std::uint64_t> result{1};
+  std::thread computing([&] { result = fib_recursive(kMaxIndex, cancel); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  cancel = true;
+  computing.join();
+  EXPECT_EQ(result, std::nullopt);
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, std::chrono::milliseconds(500));
 }
 
 TEST(Fib, EachValueIsTheSumOfThePreviousTwoUpTo93) {

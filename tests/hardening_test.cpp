@@ -50,14 +50,67 @@ TEST(Hardening, ClientOverTheConnectionLimitIsToldAndClosed) {
   }
 }
 
-TEST(Hardening, IdleConnectionIsClosedAfterTheIdleTimeout) {
+TEST(Hardening, IdleConnectionIsToldAndClosedAfterTheIdleTimeout) {
   RunningServer running({.idle_timeout = 300ms});
   Client idle(running.port());
   idle.send("1\n");
   ASSERT_EQ(idle.read_line(), "1");
   const auto started = std::chrono::steady_clock::now();
-  EXPECT_TRUE(idle.read_eof(10s));
+  const auto line = idle.read_line(10s);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ(*line, "error: idle timeout: no valid request for 0.3 s; closing the connection");
+  EXPECT_TRUE(idle.read_eof());
   EXPECT_GE(std::chrono::steady_clock::now() - started, 250ms);
+}
+
+// Error replies are not requests served: a client whose every request is an
+// error, one byte or one line at a time, is closed by the idle timeout like
+// a silent one, after a last line saying why.
+void expect_junk_is_closed_by_the_idle_timeout(std::string junk) {
+  RunningServer running({.idle_timeout = 500ms});
+  Client client(running.port());
+  std::atomic<bool> done{false};
+  const auto started = std::chrono::steady_clock::now();
+  std::thread sender([&] {
+    for (int i = 0; i < 40 && !done; ++i) {  // every 100 ms, up to 4 s
+      if (!send_all(client.fd(), junk)) return;
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::vector<std::string> lines;
+  while (auto line = client.read_line(5s)) lines.push_back(*line);
+  const auto took = std::chrono::steady_clock::now() - started;
+  done = true;
+  sender.join();
+  ASSERT_GE(lines.size(), 2u);
+  for (std::size_t i = 0; i + 1 < lines.size(); ++i) EXPECT_TRUE(lines[i].starts_with("error: \"")) << lines[i];
+  EXPECT_TRUE(lines.back().starts_with("error: idle timeout: no valid request for 0.5 s")) << lines.back();
+  EXPECT_GE(took, 450ms);
+  EXPECT_LT(took, 2s);
+}
+
+TEST(Hardening, OneJunkByteAtATimeIsClosedByTheIdleTimeout) { expect_junk_is_closed_by_the_idle_timeout("x"); }
+
+TEST(Hardening, ClientSendingOnlyBadLinesIsClosedByTheIdleTimeout) {
+  expect_junk_is_closed_by_the_idle_timeout("abc\n");
+}
+
+TEST(Hardening, IdleTimeoutCountsFromTheLastValidRequest) {
+  RunningServer running({.idle_timeout = 1s});
+  Client client(running.port());
+  client.send("1\n");
+  ASSERT_EQ(client.read_line(), "1");
+  const auto started = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(600ms);
+  client.send("x\n");  // an error, then silence
+  ASSERT_TRUE(client.read_line()->starts_with("error: \"x\" is not a number"));
+  const auto line = client.read_line(5s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(line.has_value());
+  EXPECT_TRUE(line->starts_with("error: idle timeout")) << *line;
+  EXPECT_TRUE(client.read_eof());
+  EXPECT_GE(took, 950ms);
+  EXPECT_LT(took, 1450ms);  // not a whole timeout after the error line
 }
 
 TEST(Hardening, BytesTricklingInWithoutARequestDoNotKeepAConnectionOpen) {

@@ -98,6 +98,28 @@ TEST(RequestHandler, LineTooLongReply) {
   EXPECT_EQ(out.view(), "error: line longer than 4095 bytes; send one whole number from 0 to 45 per line\n");
 }
 
+TEST(RequestHandler, StoppingAndIdleLines) {
+  ReplyBuffer out;
+  RequestHandler::reply_stopping(out);
+  EXPECT_EQ(out.view(), "error: server stopping\n");
+  out.clear();
+  RequestHandler::reply_idle(out, std::chrono::milliseconds(300'000));
+  EXPECT_EQ(out.view(), "error: idle timeout: no valid request for 300 s; closing the connection\n");
+  out.clear();
+  RequestHandler::reply_idle(out, std::chrono::milliseconds(1500));
+  EXPECT_EQ(out.view(), "error: idle timeout: no valid request for 1.5 s; closing the connection\n");
+}
+
+TEST(RequestHandler, CancelledComputationRepliesNothing) {
+  const RequestHandler handler(Algorithm::recursive, 45);
+  const std::atomic<bool> cancelled{true};
+  ReplyBuffer out;
+  EXPECT_FALSE(handler.respond(handler.parse("45"), "45", out, &cancelled));
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(handler.respond(handler.parse("x"), "x", out, &cancelled));  // errors need no computation
+  EXPECT_TRUE(out.view().starts_with("error: \"x\" is not a number"));
+}
+
 TEST(ReplyBuffer, NearlyFullLeavesRoomForTheLongestReply) {
   const RequestHandler handler(Algorithm::iterative, 93);
   ReplyBuffer out;

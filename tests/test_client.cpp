@@ -94,6 +94,13 @@ bool Client::read_eof(std::chrono::milliseconds timeout) {
   return receive_some(fd_.get(), {&byte, 1}) == 0;
 }
 
+bool Client::read_stopping_then_eof(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (read_line(timeout) != "error: server stopping") return false;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return read_eof(std::max(left, std::chrono::milliseconds(0)));
+}
+
 bool Client::readable_within(std::chrono::milliseconds timeout) {
   if (!pending_.empty()) return true;
   pollfd p{fd_.get(), POLLIN, 0};

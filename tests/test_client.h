@@ -64,6 +64,9 @@ class Client {
   std::vector<std::string> read_lines(std::size_t count, std::chrono::milliseconds timeout = 20s);
   // True if the server closes the stream, with no more bytes, within `timeout`.
   bool read_eof(std::chrono::milliseconds timeout = 10s);
+  // True if the next line is the stopping line ("error: server stopping")
+  // and the stream then ends, within `timeout`: how a stop ends a connection.
+  bool read_stopping_then_eof(std::chrono::milliseconds timeout = 10s);
   // True if bytes arrive within `timeout` (nothing is consumed).
   bool readable_within(std::chrono::milliseconds timeout);
 

@@ -12,21 +12,37 @@
 
 namespace fib {
 
-// When a stopping server gives up on requests not yet started. Set once, by
-// any thread; read before every request, at the cost of one relaxed load
-// until it is set.
-class StopDeadline {
+// How a stop reaches the connections. The server sets it; every connection
+// thread reads it with relaxed loads, one per receive and one per request
+// (and one per kCancelCheckAt-sized piece of a long computation), so it
+// costs nothing until it is set.
+class StopState {
  public:
   using Clock = std::chrono::steady_clock;
-  void set(Clock::time_point when) { at_.store(when.time_since_epoch().count(), std::memory_order_relaxed); }
-  bool passed() const {
-    const Clock::rep at = at_.load(std::memory_order_relaxed);
-    return at != kNever && Clock::now().time_since_epoch().count() >= at;
+  // Stop: connections answer what they have read, send the stopping line and
+  // close, lingering for their clients at most until `close_by`.
+  void begin(Clock::time_point close_by) {
+    close_by_.store(close_by.time_since_epoch().count(), std::memory_order_relaxed);
+    stopping_.store(true, std::memory_order_release);
+  }
+  // The shutdown timeout has passed: requests are given up, running ones included.
+  void abandon() { abandon_.store(true, std::memory_order_relaxed); }
+
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // Set and read by receive_some: true once a receive is to be interrupted.
+  const std::atomic<bool>& stopping_flag() const { return stopping_; }
+  const std::atomic<bool>& abandon_flag() const { return abandon_; }
+  bool abandoning() const { return abandon_.load(std::memory_order_relaxed); }
+  // Once stopping() has been seen.
+  Clock::time_point close_by() const {
+    (void)stopping_.load(std::memory_order_acquire);  // pairs with begin(): close_by_ is set
+    return Clock::time_point(Clock::duration(close_by_.load(std::memory_order_relaxed)));
   }
 
  private:
-  static constexpr Clock::rep kNever = std::numeric_limits<Clock::rep>::max();
-  std::atomic<Clock::rep> at_{kNever};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> abandon_{false};
+  std::atomic<Clock::rep> close_by_{0};
 };
 
 // What a connection has done so far, for live statistics. Written only by
@@ -36,7 +52,6 @@ class StopDeadline {
 struct alignas(64) ConnectionCounters {
   std::atomic<std::uint64_t> requests{0};  // replies sent, error lines included
   std::atomic<std::uint64_t> errors{0};    // error lines sent
-  std::atomic<bool> sending{false};        // in a send now (a stop closes those stuck)
 };
 
 struct ConnectionResult {
@@ -44,32 +59,37 @@ struct ConnectionResult {
     closed,         // the client closed its side (everything asked was answered)
     failed,         // a receive or send failed: `error` says why
     line_too_long,  // refused a line past LineFramer::kMaxLineBytes, then closed
-    idle,           // no request completed within the idle timeout
+    idle,           // no valid request within the idle timeout: told so, then closed
     stalled,        // replies stuck unsent for the idle timeout: the client stopped reading
-    abandoned,      // the stop deadline passed with requests not started
+    stopped,        // the server is stopping: what was read was answered (or given up
+                    // past the shutdown timeout), then the stopping line, then closed
   };
   End end = End::closed;
   int error = 0;               // errno, for End::failed
-  std::uint64_t requests = 0;  // replies sent, error lines included
-  std::uint64_t errors = 0;    // error lines sent
+  std::uint64_t requests = 0;  // replies sent, error lines included (not the last line of idle or stopped)
+  std::uint64_t errors = 0;    // error lines sent, the same way
 };
 
 std::string_view to_string(ConnectionResult::End end);
 
 struct ConnectionPolicy {
-  const StopDeadline* deadline = nullptr;  // none: never abandoned
-  // A connection that completes no request for this long is closed; 0: never.
-  // The caller also sets it as the socket's receive and send timeouts.
+  const StopState* stop = nullptr;  // none: never stopped
+  // A connection that completes no valid request for this long is told so
+  // and closed; 0: never. The caller also sets it as the socket's receive
+  // and send timeouts (the connection shortens the receive timeout while it
+  // gets only errors or pieces of lines).
   std::chrono::milliseconds idle_timeout{0};
   ConnectionCounters* counters = nullptr;  // none: not published
 };
 
 // Serves `fd` until the client closes its side, the connection fails, a line
-// is too long, it idles or stalls past the idle timeout, or the stop
-// deadline passes. Every request received before the end is answered, in
-// order; the replies to one read go out in one send, and replies waiting are
-// sent before a slow request is started. Never throws for what a client
-// does; does not close `fd`.
+// is too long, it idles or stalls past the idle timeout, or the server stops.
+// Every request read is answered, in order (at a stop, the last line says
+// that what follows was not), and replies waiting are sent before a slow
+// request is started. A stop is seen at once by a thread blocked in a
+// receive when a signal interrupts it (receive_some with the stopping flag).
+// Ends with a graceful close, so that no reply sent is lost to a reset.
+// Never throws for what a client does; does not close `fd`.
 ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy);
 
 }  // namespace fib

@@ -1,6 +1,7 @@
 // Fibonacci numbers, the work each request asks for. Pure: no I/O, no state.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -24,9 +25,17 @@ inline constexpr unsigned kDefaultMaxRecursive = 45;
 // compiler may optimise it as it sees fit: that is part of what a C++
 // versus Go comparison measures.
 std::uint64_t fib_recursive(unsigned n);
+// The same, giving up (nullopt) once `cancel` turns true, as a stopping
+// server needs. The flag is read once per call with n <= kCancelCheckAt (a
+// fraction of a millisecond of work each): a cost that does not show, and
+// no check at all below that size.
+inline constexpr unsigned kCancelCheckAt = 27;
+std::optional<std::uint64_t> fib_recursive(unsigned n, const std::atomic<bool>& cancel);
 // Exact for every n <= kMaxIndex.
 std::uint64_t fib_iterative(unsigned n);
-std::uint64_t fib(Algorithm algorithm, unsigned n);
+// `cancel` (may be null) is checked by the recursive algorithm only; the
+// iterative one takes microseconds.
+std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, const std::atomic<bool>* cancel = nullptr);
 
 unsigned default_max_n(Algorithm algorithm);
 std::string_view to_string(Algorithm algorithm);

@@ -36,7 +36,7 @@ struct LoadConfig {
 
 struct ErrorCounts {
   std::uint64_t connect = 0;       // connection attempts that failed
-  std::uint64_t reset_or_eof = 0;  // requests lost when the server reset or closed
+  std::uint64_t reset_or_eof = 0;  // requests lost when the server reset or closed (or said it is stopping)
   std::uint64_t timeout = 0;       // requests unanswered within the timeout
   std::uint64_t wrong_answer = 0;  // an error line or a wrong number
 

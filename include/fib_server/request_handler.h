@@ -2,6 +2,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -49,6 +51,10 @@ class ReplyBuffer {
   std::size_t size_ = 0;
 };
 
+// The last line of every connection a stopping server closes, without its
+// newline: requests after the last answer were not answered.
+inline constexpr std::string_view kStoppingLine = "error: server stopping";
+
 // Stateless and thread-safe: one handler serves every connection.
 class RequestHandler {
  public:
@@ -61,12 +67,20 @@ class RequestHandler {
   // Appends the reply to `request`, parsed from `line`, to `out`: "F(n)\n",
   // or one line starting "error: " that says what was wrong and what is
   // accepted. Appends nothing for a blank line. `out` must not be
-  // nearly_full().
-  void respond(const Request& request, std::string_view line, ReplyBuffer& out) const;
+  // nearly_full(). Returns false, appending nothing, when the computation
+  // gave up because `cancel` (may be null) turned true.
+  bool respond(const Request& request, std::string_view line, ReplyBuffer& out,
+               const std::atomic<bool>* cancel = nullptr) const;
   // parse() then respond(); false for a blank line.
   bool reply(std::string_view line, ReplyBuffer& out) const;
   // The error line for a line longer than LineFramer::kMaxLineBytes.
   void reply_line_too_long(ReplyBuffer& out) const;
+  // The last line a connection gets when the server stops: the requests
+  // after the last answer were not answered.
+  static void reply_stopping(ReplyBuffer& out);
+  // The last line a connection gets when it completed no valid request for
+  // `idle_timeout`.
+  static void reply_idle(ReplyBuffer& out, std::chrono::milliseconds idle_timeout);
 
   Algorithm algorithm() const { return algorithm_; }
   unsigned max_n() const { return max_n_; }

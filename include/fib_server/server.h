@@ -5,8 +5,10 @@
 // supervisor thread that bounds a stop and logs statistics.
 #pragma once
 
-#include <chrono>
+#include <pthread.h>
+
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <list>
@@ -34,7 +36,8 @@ struct ServerConfig {
   Mode mode = Mode::thread;
   Algorithm algorithm = Algorithm::recursive;
   unsigned max_n = 0;  // 0: fib::default_max_n(algorithm)
-  // How long a stop waits for requests in flight before closing connections.
+  // How long a stop lets requests already read run, and answers reach
+  // clients still reading, before giving up on them (see run()).
   std::chrono::milliseconds shutdown_timeout{10'000};
   // Connections served at once; a client over the limit gets an error line
   // and is closed. 0: default_max_connections().
@@ -72,10 +75,16 @@ class Server {
   const Endpoint& local_endpoint() const { return local_; }
 
   // Logs "listening on HOST:PORT", accepts and serves until stop(); then
-  // stops accepting, lets requests in flight finish (requests not started
-  // within shutdown_timeout are abandoned), closes the connections and joins
-  // every thread before returning, even when it throws. Call once.
+  // stops accepting and reading, answers every request already read, sends
+  // each connection the stopping line and closes it gracefully, and joins
+  // every thread before returning, even when it throws. Past
+  // shutdown_timeout, requests not answered yet are given up (running
+  // computations included) and sends get kStopGrace more; the whole stop
+  // takes at most about shutdown_timeout + 2 * kStopGrace. Call once.
   void run();
+  // What a stop allows past its timeout: for a send in progress, and for a
+  // connection's last line and graceful close.
+  static constexpr std::chrono::milliseconds kStopGrace{100};
 
   // Thread-safe and idempotent; may be called before or during run(). Not
   // async-signal-safe: call it from a thread, not a signal handler.
@@ -86,9 +95,11 @@ class Server {
   ServerStats stats();
 
  private:
-  // A live connection; its descriptor lets stop() shut it down.
+  // A live connection: the thread serving it (which a stop wakes with a
+  // signal) and its descriptor (whose send timeout a stop shortens).
   struct Live {
     int fd;
+    pthread_t thread;
     ConnectionCounters counters;
   };
   using LiveList = std::list<Live>;
@@ -129,7 +140,7 @@ class Server {
   unsigned max_connections_;
   Endpoint local_;
   Fd listener_;
-  StopDeadline deadline_;  // set by stop(): requests not started by then are abandoned
+  StopState stop_;  // how connections learn of a stop
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
   // Signalled by stop(), and while stopping by every connection or thread

@@ -66,22 +66,28 @@ Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout = {},
 // down).
 Fd accept_connection(int listen_fd, Endpoint* peer);
 
-// Receives at most buffer.size() bytes; retries EINTR. Returns the count, 0
-// at end of stream, -1 on error (errno set).
-std::ptrdiff_t receive_some(int fd, std::span<char> buffer);
+// Receives at most buffer.size() bytes; retries EINTR, unless `interrupt`
+// is set and true by then (a signal is how a blocked receive is woken). Returns the count, 0
+// at end of stream, -1 on error (errno set; EINTR when interrupted).
+std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bool>* interrupt = nullptr);
 // Sends every byte, looping over partial sends and EINTR. Never raises
 // SIGPIPE. Returns false when the peer is gone or the send failed.
 bool send_all(int fd, std::string_view data);
 
-// Ends our side of the stream, then reads and discards what the peer has
-// sent and still sends, for at most `timeout` (0: only what is already
-// queued) or `max_bytes`, so that the close that
-// follows does not reset the connection before the peer has read our last
-// reply (closing with unread input sends RST).
-void close_gracefully(int fd, std::chrono::milliseconds timeout, std::size_t max_bytes);
+// Ends our side of the stream (what was sent still goes out, then end of
+// stream), then reads and discards what the peer sends until it ends its
+// side, or until everything we sent has been acknowledged and nothing
+// arrived for a short while, or `until` (a time already past: only what is
+// already queued), or `max_bytes`. The close that follows then does not
+// reset the connection, which would throw away replies the peer has not yet
+// read: closing with unread input sends RST, and so does input arriving
+// after the close.
+void close_gracefully(int fd, std::chrono::steady_clock::time_point until, std::size_t max_bytes);
 
 // Bytes received and not yet read.
 std::size_t bytes_waiting(int fd);
+// Bytes sent and not yet acknowledged by the peer.
+std::size_t bytes_unacknowledged(int fd);
 // Turns off Nagle's algorithm: every reply is a small write the client waits for.
 void set_no_delay(int fd);
 // Makes a blocked receive on `fd` fail with EAGAIN after `timeout` with no data.

@@ -15,9 +15,10 @@ class StopSignals {
  public:
   // Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
   // it starts afterwards: construct this before starting other threads. The
-  // first signal calls on_stop(signal number) on the watcher's thread; a
-  // second one ends the process at once with status 1, even if on_stop is
-  // still running.
+  // first signal calls on_stop(signal number) on the watcher's thread. More
+  // signals within 100 ms of the first are the same request (timeout(1)
+  // sends two at once); a later one ends the process at once with status 1,
+  // even if on_stop is still running.
   explicit StopSignals(std::function<void(int)> on_stop);
   // Stops watching and joins the watcher thread. The signals stay blocked.
   ~StopSignals();
