@@ -1,5 +1,6 @@
 // Microbenchmarks of the pure core: both Fibonacci algorithms, framing and
 // replying to typical and pipelined input, recording a latency.
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -16,7 +17,15 @@ void BM_FibRecursive(benchmark::State& state) {
   const auto n = static_cast<unsigned>(state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(fib::fib_recursive(n));
 }
-BENCHMARK(BM_FibRecursive)->Arg(1)->Arg(20)->Arg(30)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_FibRecursive)->Arg(1)->Arg(20)->Arg(30)->Arg(35)->Unit(benchmark::kMicrosecond);
+
+// The cancellable recursion a server uses: what its stop checks cost.
+void BM_FibRecursiveCancellable(benchmark::State& state) {
+  const auto n = static_cast<unsigned>(state.range(0));
+  const std::atomic<bool> cancel{false};
+  for (auto _ : state) benchmark::DoNotOptimize(fib::fib_recursive(n, cancel));
+}
+BENCHMARK(BM_FibRecursiveCancellable)->Arg(1)->Arg(20)->Arg(30)->Arg(35)->Unit(benchmark::kMicrosecond);
 
 void BM_FibIterative(benchmark::State& state) {
   const auto n = static_cast<unsigned>(state.range(0));

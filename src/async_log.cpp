@@ -105,10 +105,12 @@ AsyncLog::AsyncLog(const std::string& name, spdlog::level::level_enum level)
 }
 
 AsyncLog::~AsyncLog() {
-  // The default logger goes first, then the queue's thread is joined.
+  // The default logger goes first; then the queue's thread is joined (what
+  // it still holds is written first), so that the last reference to the
+  // logger is ours, not the background thread's.
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("", spdlog::sinks_init_list{}));
-  logger_.reset();
   pool_.reset();
+  logger_.reset();
 }
 
 bool AsyncLog::flush(std::chrono::milliseconds timeout) {

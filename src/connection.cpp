@@ -57,9 +57,14 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     result.error = error;
     return false;
   };
-  const auto flush = [&] {
+  // Sends the replies waiting; a send blocked for the idle timeout since
+  // `started` means the client stopped reading.
+  const auto flush = [&](Clock::time_point started) {
     if (replies.empty()) return true;
-    if (!send_all(fd, replies.view())) {
+    if (!send_all(fd, replies.view(), idle_limit ? started + policy.idle_timeout : Clock::time_point::max())) {
+      // What could not go out is dropped: the connection ends here, and no
+      // later flush may send it again.
+      replies.clear();
       // A send timeout (SO_SNDTIMEO) means the client stopped reading.
       return errno == EAGAIN || errno == EWOULDBLOCK ? end(End::stalled) : end(End::failed, errno);
     }
@@ -78,13 +83,13 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
   // only when it answers a request (an over-long line).
   const auto say_goodbye = [&](End how, auto&& write_last_line, bool answers_a_request = false) {
     end(how);
-    if (replies.nearly_full() && !flush()) return result;
+    if (replies.nearly_full() && !flush(Clock::now())) return result;
     write_last_line(replies);
     if (answers_a_request) {
       ++unsent;
       ++unsent_errors;
     }
-    if (!flush()) return result;
+    if (!flush(Clock::now())) return result;
     const Clock::time_point soon = Clock::now() + kDiscardTime;
     const bool stopping = stop != nullptr && stop->stopping();
     if (how == End::stopped) {
@@ -103,7 +108,7 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     if (request.kind == Request::Kind::blank) return true;
     // Waiting replies go out before a slow request, so that a stop (or the
     // client) never waits on them.
-    if ((replies.nearly_full() || handler.slow(request)) && !flush()) return false;
+    if ((replies.nearly_full() || handler.slow(request)) && !flush(Clock::now())) return false;
     if (!handler.respond(request, line, replies, stop != nullptr ? &stop->abandon_flag() : nullptr))
       return end(End::stopped);
     ++unsent;
@@ -126,6 +131,8 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
       end(End::failed, errno);
       return result;
     }
+    // One clock read per receive, for the idle rule and the send that follows.
+    const Clock::time_point now = idle_limit ? Clock::now() : Clock::time_point{};
     const bool end_of_stream = received == 0;
     framer.commit(static_cast<std::size_t>(received));
 
@@ -145,14 +152,16 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
                                       nothing_more_waiting(fd, static_cast<std::size_t>(received), space.size()))) {
       go_on = answer(framer.take_partial());
     }
-    if (!go_on && result.end == End::stopped) return say_stopping();  // given up past the shutdown timeout
-    if (!flush() || !go_on || end_of_stream) return result;
+    if (!go_on) {
+      if (result.end == End::stopped) return say_stopping();  // given up past the shutdown timeout
+      return result;                                          // a send failed
+    }
+    if (!flush(now) || end_of_stream) return result;
     // Idle means no valid request: error replies, and bytes that trickle in
     // without completing a request, do not keep a connection alive. While
     // nothing valid arrives, the receive timeout is what is left of the idle
     // timeout; the common case costs one clock read and no system call.
     if (idle_limit) {
-      const Clock::time_point now = Clock::now();
       if (valid) {
         last_valid = now;
         valid = false;

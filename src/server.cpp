@@ -1,5 +1,6 @@
 #include "fib_server/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -35,9 +36,13 @@ constexpr std::size_t kMaxParkedThreads = 64;
 // fails with EINTR. A thread that was just about to block when the signal
 // came misses it, so the signal is sent again, further apart each time (the
 // first pause, doubling to the last), until every connection has ended.
+// Past the shutdown timeout one more round makes sends in progress start
+// again under the short timeout; from then on the repeats are rare, so that
+// they do not keep restarting that timeout.
 constexpr int kWakeSignal = SIGUSR1;
 constexpr std::chrono::milliseconds kWakeRepeatFirst{5};
 constexpr std::chrono::milliseconds kWakeRepeatMax{100};
+constexpr std::chrono::milliseconds kWakeRepeatAfterTimeout{1000};
 
 void install_wake_handler() {
   struct sigaction action {};
@@ -45,6 +50,15 @@ void install_wake_handler() {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: interrupt blocking calls
   sigaction(kWakeSignal, &action, nullptr);
+}
+
+// Connection threads take the wake signal even if the program that runs the
+// server blocks it.
+void accept_wake_signal() {
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, kWakeSignal);
+  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
 }
 
 // What the client already sent and a refusal reads before closing, at most.
@@ -97,6 +111,7 @@ void Server::run() {
   // Enforces a stop's timeout (in sequential mode the accept loop itself is
   // busy serving) and logs the statistics.
   std::jthread supervisor([this] { supervise(); });
+  if (config_.mode == Mode::sequential) accept_wake_signal();  // this thread serves the connections
   try {
     accept_loop();
   } catch (...) {
@@ -168,28 +183,34 @@ void Server::supervise() {
       lock.lock();
     }
   }
+  const auto wake_all = [this] {
+    for (const Live& live : live_) pthread_kill(live.thread, kWakeSignal);
+  };
   std::chrono::milliseconds pause = kWakeRepeatFirst;
   bool abandoned = false;
+  wake_all();
   while (!live_.empty()) {
-    for (const Live& live : live_) pthread_kill(live.thread, kWakeSignal);
     const Clock::time_point next = Clock::now() + pause;
     changed_.wait_until(lock, abandoned ? next : std::min(next, stop_deadline_), [this] { return live_.empty(); });
-    pause = std::min(pause * 2, kWakeRepeatMax);
-    if (!abandoned && !live_.empty() && Clock::now() >= stop_deadline_) {
+    if (live_.empty()) break;
+    if (!abandoned && Clock::now() >= stop_deadline_) {
       abandoned = true;
       stop_.abandon();
       for (const Live& live : live_) {
-        try {  // a send in progress gets the new timeout when the next signal interrupts it
+        try {  // a send in progress starts again under this timeout when the signal below interrupts it
           set_send_timeout(live.fd, kStopGrace);
         } catch (const std::system_error&) {
         }
       }
-      const std::size_t busy = live_.size();
+      const std::size_t open = live_.size();
       lock.unlock();
-      spdlog::warn("{} connections still busy after {} ms: requests not answered yet are given up", busy,
-                   config_.shutdown_timeout.count());
+      spdlog::warn("{} connections still open after {} ms: requests not answered yet are given up, and they close "
+                   "within {} ms",
+                   open, config_.shutdown_timeout.count(), kStopGrace.count());
       lock.lock();
     }
+    pause = abandoned ? kWakeRepeatAfterTimeout : std::min(pause * 2, kWakeRepeatMax);
+    wake_all();
   }
   changed_.wait(lock, [this] { return finished_; });
   lock.unlock();
@@ -296,6 +317,7 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
 // A connection thread's life: serve, park, serve again; retire when the
 // server stops or enough threads are parked already.
 void Server::work(WorkerList::iterator self) {
+  accept_wake_signal();
   std::unique_lock lock(mutex_);
   for (;;) {
     Job job = *self->job;
@@ -388,9 +410,31 @@ void Server::stop() {
   stopping_ = true;
   stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_timeout;
   stop_.begin(stop_deadline_ + kStopGrace);
-  if (listener_) ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
+  if (listener_) {
+    tell_backlog_stopping();
+    ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
+  }
   changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
   for (Worker* worker : parked_) worker->wake.notify_one();  // parked threads retire
+}
+
+// Clients that connected but were not accepted yet (sequential mode, or a
+// burst) sent requests nobody read: they get the stopping line and a graceful
+// close instead of the reset that shutting down the listener would send
+// them. Never blocks: the listener turns non-blocking (a thread already
+// blocked in accept stays blocked until the shutdown that follows).
+void Server::tell_backlog_stopping() noexcept {
+  const int flags = ::fcntl(listener_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
+  char line[64];
+  const auto written = fmt::format_to_n(line, sizeof line, "{}\n", kStoppingLine);
+  for (;;) {
+    Endpoint peer;
+    Fd fd = accept_connection(listener_.get(), &peer);
+    if (!fd) return;
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    hang_up(fd.get(), {line, std::min(written.size, sizeof line)});
+  }
 }
 
 void Server::drain() {

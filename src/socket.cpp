@@ -227,7 +227,7 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bo
   }
 }
 
-bool send_all(int fd, std::string_view data) {
+bool send_all(int fd, std::string_view data, std::chrono::steady_clock::time_point give_up_after) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -235,6 +235,11 @@ bool send_all(int fd, std::string_view data) {
       return false;
     }
     data.remove_prefix(static_cast<std::size_t>(n));
+    // Short: the buffer was full, so this is no hot path to read the clock on.
+    if (!data.empty() && std::chrono::steady_clock::now() >= give_up_after) {
+      errno = EAGAIN;
+      return false;
+    }
   }
   return true;
 }
@@ -253,6 +258,7 @@ void close_gracefully(int fd, std::chrono::steady_clock::time_point until, std::
     if (n > 0) {
       discarded += static_cast<std::size_t>(n);
       last_input = Clock::now();
+      if (last_input >= until) return;  // a client sending without pause does not hold us past `until`
       continue;
     }
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;

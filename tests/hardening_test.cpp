@@ -3,6 +3,8 @@
 // garbage and resets.
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <atomic>
 #include <random>
 #include <string>
@@ -159,6 +161,38 @@ TEST(Hardening, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
   Client next(running.port());
   next.send("10\n");
   EXPECT_EQ(next.read_line(), "55");
+}
+
+// One idle timeout of a blocked send ends the connection: what could not be
+// sent is not tried a second time. Timed from when the server's count of
+// answers sent stops growing, which is when its send blocks.
+TEST(Hardening, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
+  RunningServer running({.algorithm = Algorithm::iterative, .idle_timeout = 1s});
+  Client stuck(running.port());
+  std::string requests;
+  for (int i = 0; i < 1000; ++i) requests += "93\n";
+  auto last_growth = std::chrono::steady_clock::now();
+  const auto deadline = last_growth + 20s;
+  std::uint64_t sent = 0;
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    const ssize_t n = ::send(stuck.fd(), requests.data(), requests.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      closed = true;  // the server hung up (a reset: it had unread requests)
+      break;
+    }
+    const std::uint64_t now_sent = running.server().stats().requests;
+    if (now_sent != sent) {
+      sent = now_sent;
+      last_growth = std::chrono::steady_clock::now();
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto took = std::chrono::steady_clock::now() - last_growth;
+  EXPECT_TRUE(closed);
+  EXPECT_GT(took, 900ms);
+  EXPECT_LT(took, 1600ms) << "closed " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                          << " ms after the server's last send went through";
 }
 
 TEST(Hardening, SlowReaderGetsEveryAnswerWhole) {

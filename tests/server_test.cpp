@@ -261,6 +261,21 @@ TEST(Server, StopAbandonsRequestsNotStartedByTheTimeoutInSequentialMode) {
   expect_stop_is_bounded(Mode::sequential);
 }
 
+// A client still waiting in the listen backlog at a stop (here behind the
+// one a sequential server is serving) is told, not reset.
+TEST(Server, ClientNotYetAcceptedAtAStopGetsTheStoppingLine) {
+  RunningServer running({.mode = Mode::sequential});
+  Client served(running.port());
+  served.send("1\n");
+  ASSERT_EQ(served.read_line(), "1");
+  Client waiting(running.port());  // connected, in the backlog
+  waiting.send("2\n");
+  EXPECT_FALSE(waiting.readable_within(100ms));
+  running.stop_and_join();
+  EXPECT_TRUE(served.read_stopping_then_eof(0ms));
+  EXPECT_TRUE(waiting.read_stopping_then_eof());
+}
+
 TEST(Server, PortInUseIsAClearError) {
   RunningServer running;
   const std::string address = "127.0.0.1:" + std::to_string(running.port());

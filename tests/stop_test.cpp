@@ -145,6 +145,24 @@ TEST(Stop, ManySlowRequestsStopWithinTheTimeout) {
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
+// A client that asks for far more than the socket buffers hold and never
+// reads: the stop still ends within the timeout plus the margin.
+TEST(Stop, ClientThatNeverReadsDoesNotHoldUpTheStop) {
+  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--algorithm", "iterative", "--shutdown-timeout", "1"});
+  Client stuck(server.wait_for_listening_port());
+  std::string requests;
+  for (int i = 0; i < 1000; ++i) requests += "93\n";
+  for (int i = 0; i < 10'000; ++i) {  // until the buffers on both sides are full
+    if (::send(stuck.fd(), requests.data(), requests.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) break;
+  }
+  std::this_thread::sleep_for(200ms);
+  const auto started = Clock::now();
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(30s), 0);
+  const auto took = Clock::now() - started;
+  EXPECT_LT(took, 1600ms) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+}
+
 // fib_server with stderr a pipe: reads it until "listening on" gives the
 // port, then leaves it alone.
 class StalledLogServer : public ChildProcess {

@@ -79,8 +79,9 @@ class Server {
   // each connection the stopping line and closes it gracefully, and joins
   // every thread before returning, even when it throws. Past
   // shutdown_timeout, requests not answered yet are given up (running
-  // computations included) and sends get kStopGrace more; the whole stop
-  // takes at most about shutdown_timeout + 2 * kStopGrace. Call once.
+  // computations included) and sends and graceful closes get kStopGrace
+  // more, so a stop takes the timeout plus kStopGrace plus the time every
+  // busy thread needs to be scheduled once. Call once.
   void run();
   // What a stop allows past its timeout: for a send in progress, and for a
   // connection's last line and graceful close.
@@ -129,6 +130,7 @@ class Server {
   void refuse(Fd fd, const Endpoint& peer) noexcept;
   void turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept;
   static void hang_up(int fd, std::string_view message) noexcept;
+  void tell_backlog_stopping() noexcept;
   // Serves one connection on the calling thread, then unregisters it. Never
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);

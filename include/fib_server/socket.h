@@ -71,8 +71,12 @@ Fd accept_connection(int listen_fd, Endpoint* peer);
 // at end of stream, -1 on error (errno set; EINTR when interrupted).
 std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bool>* interrupt = nullptr);
 // Sends every byte, looping over partial sends and EINTR. Never raises
-// SIGPIPE. Returns false when the peer is gone or the send failed.
-bool send_all(int fd, std::string_view data);
+// SIGPIPE. Returns false when the peer is gone or the send failed. A send
+// timeout (SO_SNDTIMEO) restarts with every call, and a call that times out
+// after sending part returns that part: so a send that comes back short after
+// `give_up_after` fails too, with errno EAGAIN, as a timeout.
+bool send_all(int fd, std::string_view data,
+              std::chrono::steady_clock::time_point give_up_after = std::chrono::steady_clock::time_point::max());
 
 // Ends our side of the stream (what was sent still goes out, then end of
 // stream), then reads and discards what the peer sends until it ends its
