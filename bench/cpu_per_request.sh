@@ -7,13 +7,13 @@
 # spread per binary.
 #
 # Usage: bash bench/cpu_per_request.sh BINARY... 
-#   environment: RATE (20000 req/s), CONNECTIONS (4), SECONDS (4), ROUNDS (5),
+#   environment: RATE (20000 req/s), CONNECTIONS (4), RUN_SECONDS (4), ROUNDS (5),
 #   N (1: the fib index asked), PERF (build/bin/fib_perf), SERVER_ARGS (extra
 #   fib_server options, for instance "--log-level off")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-RATE=${RATE:-20000} CONNECTIONS=${CONNECTIONS:-4} SECONDS_PER_RUN=${SECONDS:-4} ROUNDS=${ROUNDS:-5} N=${N:-1}
-PERF=${PERF:-build/bin/fib_perf}
+RATE=${RATE:-20000} CONNECTIONS=${CONNECTIONS:-4} SECONDS_PER_RUN=${RUN_SECONDS:-4} ROUNDS=${ROUNDS:-5} N=${N:-1}
+PERF=${PERF:-build/bin/fib_perf} SERVER_ARGS=${SERVER_ARGS:-}
 (($#)) || { echo "usage: $0 BINARY..." >&2; exit 2; }
 ticks=$(getconf CLK_TCK)
 work=$(mktemp -d)
@@ -37,7 +37,7 @@ for round in $(seq "$ROUNDS"); do
     kill -TERM "$pid"
     wait "$pid" || true
     requests=$(sed -n 's/.*"requests": *\([0-9]*\).*/\1/p' "$work/perf.json" | head -n1)
-    us=$(awk -v t=$((after - before)) -v hz="$ticks" -v r="${requests:-0}" 'BEGIN { printf "%.2f", r > 0 ? t / hz * 1e6 / r : 0 }')
+    us=$(awk -v t=$((after - before)) -v hz="$ticks" -v r="${requests:-0}" 'BEGIN { printf "%.2f", (r > 0 ? t / hz * 1e6 / r : 0) }')
     echo "round $round  $binary  $requests requests  ${us} us CPU per request"
     echo "$us" >>"$work/cpu.$index"
   done

@@ -2,121 +2,131 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string_view>
+#include <thread>
 
 #include <fmt/format.h>
-#include <spdlog/async.h>
-#include <spdlog/async_logger.h>
-#include <spdlog/sinks/sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 namespace fib {
 
-// Counts the flushes the background thread has done, so that a caller can
-// wait, with a bound, for its own.
-class FlushSignal {
+// A spdlog sink: log() formats into pending_ under the sink's mutex, and a
+// thread of its own writes pending_ out in batches.
+class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  std::uint64_t count() {
-    std::lock_guard lock(mutex_);
-    return count_;
+  BatchingStderrSink() {
+    // The writer takes no signals: SIGINT and SIGTERM are for StopSignals'
+    // watcher, and a stop's wake-up signal for connection threads.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    writer_ = std::thread([this] { write_batches(); });
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   }
-  void notify() {
+
+  ~BatchingStderrSink() override {
     {
       std::lock_guard lock(mutex_);
-      ++count_;
+      done_ = true;
     }
-    changed_.notify_all();
+    wake_.notify_all();
+    writer_.join();
   }
-  bool wait_past(std::uint64_t seen, std::chrono::milliseconds timeout) {
+
+  // True once everything logged before the call has been written, within `timeout`.
+  bool flush_within(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return count_ > seen; });
+    const std::uint64_t wanted = ++flushes_asked_;
+    wake_.notify_all();
+    return written_.wait_for(lock, timeout, [&] { return flushes_done_ >= wanted; });
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::uint64_t count_ = 0;
-};
-
-namespace {
-
-// Runs on the logger's background thread only. Writes to stderr and, before
-// the first message after some were dropped, says how many.
-class DropCountingSink final : public spdlog::sinks::sink {
- public:
-  DropCountingSink(spdlog::details::thread_pool& pool, std::shared_ptr<FlushSignal> flushed)
-      : pool_(pool), flushed_(std::move(flushed)) {}
-
-  void log(const spdlog::details::log_msg& msg) override {
-    const std::size_t dropped = pool_.overrun_counter();
-    if (dropped > reported_) {
-      const std::string text = fmt::format("{} log messages dropped: standard error was not taking them",
-                                           dropped - reported_);
-      reported_ = dropped;
-      stderr_.log(spdlog::details::log_msg(msg.time, {}, msg.logger_name, spdlog::level::warn, text));
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    formatted_.clear();
+    formatter_->format(msg, formatted_);
+    if (pending_.size() + formatted_.size() > AsyncLog::kMaxPendingBytes) {
+      ++dropped_;  // the newest go: what is kept reads in order, then the count
+      return;
     }
-    stderr_.log(msg);
+    const bool first = pending_.empty();
+    pending_.append(formatted_.data(), formatted_.size());
+    if (first) wake_.notify_one();  // one wake-up per batch, not per line
   }
-  void flush() override {
-    stderr_.flush();
-    flushed_->notify();
-  }
-  void set_pattern(const std::string& pattern) override { stderr_.set_pattern(pattern); }
-  void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
-    stderr_.set_formatter(std::move(formatter));
+  void flush_() override {}  // flush_within() is the bounded flush
+
+  void write_batches() {
+    std::string batch;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return done_ || !pending_.empty() || dropped_ > 0 || flushes_asked_ > flushes_done_; });
+      if (flushes_asked_ == flushes_done_ && !done_) {
+        // Let the batch fill for a moment: lines logged meanwhile go out in the same write.
+        lock.unlock();
+        std::this_thread::sleep_for(AsyncLog::kBatchInterval);
+        lock.lock();
+      }
+      batch.swap(pending_);
+      if (dropped_ > 0) {
+        const std::string text =
+            fmt::format("{} log messages dropped: standard error was not taking them", std::exchange(dropped_, 0));
+        formatted_.clear();
+        formatter_->format(spdlog::details::log_msg("", spdlog::level::warn, text), formatted_);
+        batch.append(formatted_.data(), formatted_.size());
+      }
+      const std::uint64_t asked = flushes_asked_;
+      const bool last = done_;
+      lock.unlock();
+      write_all(batch);
+      batch.clear();
+      lock.lock();
+      flushes_done_ = asked;
+      written_.notify_all();
+      if (last && pending_.empty()) return;
+    }
   }
 
- private:
-  spdlog::details::thread_pool& pool_;
-  std::shared_ptr<FlushSignal> flushed_;
-  spdlog::sinks::stderr_color_sink_st stderr_;
-  std::size_t reported_ = 0;
+  // May block as long as stderr does: only this thread waits on it.
+  static void write_all(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::write(STDERR_FILENO, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return;  // stderr closed or broken: nothing more to do with these lines
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+  // Guarded by mutex_ (base_sink's, which log() holds around sink_it_).
+  spdlog::memory_buf_t formatted_;
+  std::string pending_;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t flushes_asked_ = 0, flushes_done_ = 0;
+  bool done_ = false;
+  std::condition_variable wake_;     // lines or a flush for the writer
+  std::condition_variable written_;  // a batch went out
+  std::thread writer_;
 };
-
-}  // namespace
-
-namespace {
-
-// The background thread takes no signals: SIGINT and SIGTERM are for
-// StopSignals' watcher, and a stop's wake-up signal for connection threads.
-std::shared_ptr<spdlog::details::thread_pool> start_queue_thread() {
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  auto pool = std::make_shared<spdlog::details::thread_pool>(AsyncLog::kQueueMessages, 1);
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  return pool;
-}
-
-}  // namespace
 
 AsyncLog::AsyncLog(const std::string& name, spdlog::level::level_enum level)
-    : pool_(start_queue_thread()), flushed_(std::make_shared<FlushSignal>()) {
-  auto sink = std::make_shared<DropCountingSink>(*pool_, flushed_);
-  logger_ = std::make_shared<spdlog::async_logger>(name, std::move(sink), pool_,
-                                                   spdlog::async_overflow_policy::overrun_oldest);
-  logger_->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    : sink_(std::make_shared<BatchingStderrSink>()), logger_(std::make_shared<spdlog::logger>(name, sink_)) {
+  logger_->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
   logger_->set_level(level);
   spdlog::set_default_logger(logger_);
 }
 
 AsyncLog::~AsyncLog() {
-  // The default logger goes first; then the queue's thread is joined (what
-  // it still holds is written first), so that the last reference to the
-  // logger is ours, not the background thread's.
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("", spdlog::sinks_init_list{}));
-  pool_.reset();
-  logger_.reset();
 }
 
-bool AsyncLog::flush(std::chrono::milliseconds timeout) {
-  const std::uint64_t seen = flushed_->count();
-  logger_->flush();  // queued behind everything logged so far
-  return flushed_->wait_past(seen, timeout);
-}
+bool AsyncLog::flush(std::chrono::milliseconds timeout) { return sink_->flush_within(timeout); }
 
 }  // namespace fib
