@@ -199,6 +199,21 @@ TEST(LoadGenerator, ServerClosingTheConnectionCountsAsResetOrEof) {
   EXPECT_EQ(s.errors.reset_or_eof, 5u);
 }
 
+TEST(LoadGenerator, StoppingLineCountsAsTheServerClosingNotAsAWrongAnswer) {
+  // Reads one request per connection and answers that it is stopping.
+  ScriptedServer stopping([](int fd) {
+    char buffer[64];
+    receive_some(fd, buffer);
+    send_all(fd, "error: server stopping\n");
+  });
+  LoadConfig c = load(stopping.port());
+  c.requests = 5;
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_EQ(s.requests, 0u);
+  EXPECT_EQ(s.errors.reset_or_eof, 5u);
+  EXPECT_EQ(s.errors.wrong_answer, 0u);
+}
+
 TEST(LoadGenerator, UnreachableServerFailsAtOnce) {
   LoadConfig c = load(free_port());
   c.requests = 1;
