@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     // "listening on".
     fib::StopSignals signals([&server](int signal) {
       server.stop();
-      spdlog::info("{} received: finishing requests in flight, then exiting (a second signal exits at once)",
+      spdlog::info("{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",
                    strsignal(signal));
     });
     server.run();

@@ -20,7 +20,10 @@ StopSignals::StopSignals(std::function<void(int)> on_stop) : on_stop_(std::move(
   sigaddset(&set_, SIGTERM);
   if (const int rc = pthread_sigmask(SIG_BLOCK, &set_, nullptr); rc != 0)
     throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
-  signals_ = Fd(::signalfd(-1, &set_, SFD_CLOEXEC));
+  // Non-blocking: once the first signal has unblocked SIGINT and SIGTERM in the
+  // watcher, a signal poll() saw pending may be taken by the handler before
+  // the read, which must then not block.
+  signals_ = Fd(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signals_) throw std::system_error(errno, std::generic_category(), "signalfd");
   done_ = Fd(::eventfd(0, EFD_CLOEXEC));
   if (!done_) throw std::system_error(errno, std::generic_category(), "eventfd");
