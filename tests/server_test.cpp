@@ -255,9 +255,9 @@ void expect_stop_is_bounded(Mode mode) {
   EXPECT_TRUE(client.read_eof(0ms));
 }
 
-TEST(Server, StopAbandonsRequestsNotStartedByTheTimeoutInThreadMode) { expect_stop_is_bounded(Mode::thread); }
+TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInThreadMode) { expect_stop_is_bounded(Mode::thread); }
 
-TEST(Server, StopAbandonsRequestsNotStartedByTheTimeoutInSequentialMode) {
+TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInSequentialMode) {
   expect_stop_is_bounded(Mode::sequential);
 }
 
