@@ -1,5 +1,5 @@
-// Fuzz target over the pure request path: bytes -> LineFramer -> parse ->
-// reply, checked against a plain reference splitter. The same entry point
+// Fuzz target over the pure protocol: bytes -> Session (framing, parsing,
+// replies) -> bytes, checked against a plain reference splitter and F(n). The same entry point
 // serves libFuzzer (FIB_SERVER_FUZZ=ON, clang) and the corpus replay that
 // runs in every build (fuzz_replay_main.cpp).
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "fib_server/fib.h"
 #include "fib_server/line_framer.h"
 #include "fib_server/request_handler.h"
+#include "fib_server/session.h"
 
 namespace {
 
@@ -58,35 +59,68 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t chunk = 1 + data[0] % 97;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
   const fib::RequestHandler handler(fib::Algorithm::iterative, fib::kMaxIndex);
-  const std::vector<std::string> expected = reference_lines(input);
 
-  fib::LineFramer framer;
-  std::vector<std::string> got;
+  // The session, driven as a connection loop drives it, with "more input is
+  // waiting" true while the input is not all received.
+  fib::Session session(handler);
+  std::string output;
   std::size_t offset = 0;
-  bool too_long = false;
-  while (offset < input.size() && !too_long) {
-    const std::span<char> space = framer.free_space();
-    check(!space.empty());
+  bool closed = false, too_long = false;
+  while (!closed) {
+    const std::span<char> space = session.free_space();
     const std::size_t n = std::min({chunk, space.size(), input.size() - offset});
     std::memcpy(space.data(), input.data() + offset, n);
-    framer.commit(n);
+    session.received(n);  // 0 once everything is in: end of stream
     offset += n;
-    while (const auto line = framer.next_line()) {
-      check(line->size() <= fib::LineFramer::kMaxLineBytes);
-      fib::ReplyBuffer replies;
-      if (handler.reply(*line, replies)) check_reply(*line, replies.view());
-      got.emplace_back(*line);
+    for (;;) {
+      const fib::Session::Next next = session.advance([&] { return offset < input.size(); });
+      output += session.output();
+      session.sent();
+      if (next == fib::Session::Next::compute) {
+        check(session.compute());
+      } else if (next == fib::Session::Next::close_gracefully) {
+        too_long = closed = true;
+        break;
+      } else if (next == fib::Session::Next::close) {
+        closed = true;
+        break;
+      } else if (next == fib::Session::Next::receive) {
+        break;
+      }
+      check(next != fib::Session::Next::given_up);
     }
-    too_long = framer.line_too_long();
+    check(n > 0 || closed);  // end of stream always closes
   }
-  // Every line completed before the framer gave up is exactly the reference's.
-  check(got.size() <= expected.size());
-  for (std::size_t i = 0; i < got.size(); ++i) check(got[i] == expected[i]);
-  if (!too_long) check(got.size() == expected.size());
-  if (!too_long && framer.has_partial()) {
-    const std::string_view rest = framer.take_partial();
-    fib::ReplyBuffer replies;
-    if (handler.reply(rest, replies)) check_reply(rest, replies.view());
+
+  // Every reply answers the reference's requests in order: the lines, then a
+  // last partial line at end of stream; blank ones get none.
+  std::vector<std::string> expected = reference_lines(input);
+  const std::size_t last_newline = input.rfind('\n');
+  const std::string_view rest = input.substr(last_newline == std::string_view::npos ? 0 : last_newline + 1);
+  if (!rest.empty()) expected.emplace_back(rest.ends_with('\r') ? rest.substr(0, rest.size() - 1) : rest);
+  std::size_t line = 0, replies = 0;
+  for (std::size_t start = 0; start < output.size();) {
+    const std::size_t end = output.find('\n', start);
+    check(end != std::string::npos);
+    const std::string_view reply(output.data() + start, end + 1 - start);
+    start = end + 1;
+    ++replies;
+    if (too_long && start == output.size()) {
+      check(reply.starts_with("error: line longer than"));
+      break;
+    }
+    while (line < expected.size() && fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
+      ++line;
+    check(line < expected.size());
+    check(expected[line].size() <= fib::LineFramer::kMaxLineBytes);
+    check_reply(expected[line], reply);
+    ++line;
+  }
+  check(session.requests() == replies);
+  if (!too_long) {
+    while (line < expected.size() && fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
+      ++line;
+    check(line == expected.size());  // nothing left unanswered
   }
   return 0;
 }

@@ -1,0 +1,79 @@
+#include "fib_server/session.h"
+
+namespace fib {
+
+void Session::received(std::size_t n) {
+  if (n == 0) end_of_stream_ = true;
+  framer_.commit(n);
+  partial_checked_ = false;
+}
+
+std::optional<Session::Next> Session::step() {
+  for (;;) {
+    if (closing_) return Next::close_gracefully;
+    if (given_up_) return Next::given_up;
+    if (slow_) return Next::compute;
+    if (!held_) held_ = framer_.next_line();
+    if (!held_) {
+      if (!framer_.line_too_long()) return std::nullopt;
+      // The whole buffer holds one unfinished line: refuse it and hang up,
+      // since what follows cannot be framed reliably.
+      if (replies_.nearly_full()) return Next::send;
+      handler_.reply_line_too_long(replies_);
+      count(true);
+      closing_ = true;
+      continue;
+    }
+    if (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed)) {
+      given_up_ = true;
+      continue;
+    }
+    const Request request = handler_.parse(*held_);
+    if (request.kind == Request::Kind::blank) {
+      held_.reset();
+      continue;
+    }
+    if (replies_.nearly_full()) return Next::send;
+    if (handler_.slow(request)) {
+      // Replies waiting go out first, so that the client (or a stop) never
+      // waits on them, and the caller may compute elsewhere.
+      slow_ = request;
+      continue;
+    }
+    handler_.respond(request, *held_, replies_);
+    held_.reset();
+    count(request.kind != Request::Kind::number);
+  }
+}
+
+bool Session::compute() {
+  if (!slow_ || !held_) return !given_up_;
+  if (!handler_.respond(*slow_, *held_, replies_, cancel_)) {
+    given_up_ = true;
+    return false;
+  }
+  held_.reset();
+  slow_.reset();
+  count(false);
+  return true;
+}
+
+void Session::count(bool error) {
+  ++unsent_;
+  if (error) ++unsent_errors_;
+  else valid_ = true;
+}
+
+void Session::sent() {
+  requests_ += unsent_;
+  errors_ += unsent_errors_;
+  unsent_ = unsent_errors_ = 0;
+  replies_.clear();
+}
+
+void Session::drop_output() {
+  unsent_ = unsent_errors_ = 0;
+  replies_.clear();
+}
+
+}  // namespace fib
