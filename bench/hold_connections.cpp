@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "fib_server/address.h"
-#include "fib_server/socket.h"
+#include "fib/core/address.h"
+#include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {

@@ -6,10 +6,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include "fib_server/fib.h"
-#include "fib_server/histogram.h"
-#include "fib_server/line_framer.h"
-#include "fib_server/request_handler.h"
+#include "fib/core/fib.h"
+#include "fib/core/histogram.h"
+#include "fib/core/line_framer.h"
+#include "fib/core/request_handler.h"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "fib_server/socket.h"
+#include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
   if (argc < 5) {

@@ -1,5 +1,5 @@
 // Covers address.h: the address forms users write, and clear rejections.
-#include "fib_server/address.h"
+#include "fib/core/address.h"
 
 #include <stdexcept>
 #include <string>

@@ -14,7 +14,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fib_server/socket.h"
+#include "fib/net/socket.h"
 
 extern char** environ;
 

@@ -1,5 +1,5 @@
 // Covers fib.h: known values, agreement of the two algorithms, names.
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 
 #include <chrono>
 #include <thread>

@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 #include "test_client.h"
 
 namespace fib::testing {

@@ -1,6 +1,6 @@
 // Covers histogram.h: bucket arithmetic, percentiles against exact ones on
 // known data, merging.
-#include "fib_server/histogram.h"
+#include "fib/core/histogram.h"
 
 #include <algorithm>
 #include <cmath>

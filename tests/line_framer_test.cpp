@@ -1,6 +1,6 @@
 // Covers line_framer.h: pipelined lines, lines split over reads, CRLF,
 // unterminated requests, empty lines and over-long input.
-#include "fib_server/line_framer.h"
+#include "fib/core/line_framer.h"
 
 #include <algorithm>
 #include <cstring>

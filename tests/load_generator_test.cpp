@@ -2,7 +2,7 @@
 // (request counts, pipelining, the fixed rate, warm-up, stopping early), and
 // against scripted servers for what fib_server never does (wrong numbers,
 // stalls, silence, hanging up).
-#include "fib_server/load_generator.h"
+#include "fib/perf/load_generator.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

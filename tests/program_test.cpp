@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 #include "child_process.h"
 #include "test_client.h"
 

@@ -1,6 +1,6 @@
 // Covers rate_schedule.h: even spacing within and across connections, and
 // catching up after a stall without a burst larger than the pipeline.
-#include "fib_server/rate_schedule.h"
+#include "fib/core/rate_schedule.h"
 
 #include <algorithm>
 #include <vector>

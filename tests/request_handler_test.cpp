@@ -1,6 +1,6 @@
 // Covers request_handler.h: parsing (junk, signs, spaces, leading zeros,
 // overflow, the cap) and the reply text for each case.
-#include "fib_server/request_handler.h"
+#include "fib/core/request_handler.h"
 
 #include <string>
 

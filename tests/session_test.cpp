@@ -1,6 +1,6 @@
 // Covers session.h: each protocol rule of a connection, driven without
 // sockets.
-#include "fib_server/session.h"
+#include "fib/core/session.h"
 
 #include <algorithm>
 #include <atomic>

@@ -22,7 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "child_process.h"
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 #include "test_client.h"
 
 namespace fib::testing {

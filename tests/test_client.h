@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "fib_server/server.h"
-#include "fib_server/socket.h"
+#include "fib/server/server.h"
+#include "fib/net/socket.h"
 
 namespace fib::testing {
 

@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "fib_server/fib.h"
-#include "fib_server/line_framer.h"
-#include "fib_server/request_handler.h"
-#include "fib_server/session.h"
+#include "fib/core/fib.h"
+#include "fib/core/line_framer.h"
+#include "fib/core/request_handler.h"
+#include "fib/core/session.h"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "fib_server/address.h"
+#include "fib/core/address.h"
 
 namespace fib {
 

@@ -1,4 +1,4 @@
-#include "fib_server/socket.h"
+#include "fib/net/socket.h"
 
 #include <arpa/inet.h>
 #include <linux/sockios.h>

@@ -1,11 +1,11 @@
-#include "fib_server/connection.h"
+#include "fib/server/connection.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <limits>
 
-#include "fib_server/session.h"
-#include "fib_server/socket.h"
+#include "fib/core/session.h"
+#include "fib/net/socket.h"
 
 namespace fib {
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "fib_server/address.h"
-#include "fib_server/histogram.h"
+#include "fib/core/address.h"
+#include "fib/core/histogram.h"
 
 namespace fib {
 

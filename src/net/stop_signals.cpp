@@ -1,4 +1,4 @@
-#include "fib_server/stop_signals.h"
+#include "fib/net/stop_signals.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>

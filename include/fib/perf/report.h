@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "fib_server/load_generator.h"
+#include "fib/perf/load_generator.h"
 
 namespace fib {
 

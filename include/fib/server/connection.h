@@ -8,7 +8,7 @@
 #include <limits>
 #include <string_view>
 
-#include "fib_server/request_handler.h"
+#include "fib/core/request_handler.h"
 
 namespace fib {
 

@@ -1,4 +1,4 @@
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 
 namespace fib {
 

@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "fib_server/fib.h"
+#include "fib/core/fib.h"
 
 namespace fib {
 

@@ -1,4 +1,4 @@
-#include "fib_server/session.h"
+#include "fib/core/session.h"
 
 namespace fib {
 

@@ -1,11 +1,11 @@
-#include "fib_server/request_handler.h"
+#include "fib/core/request_handler.h"
 
 #include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
 
-#include "fib_server/line_framer.h"
+#include "fib/core/line_framer.h"
 
 namespace fib {
 

@@ -1,4 +1,4 @@
-#include "fib_server/histogram.h"
+#include "fib/core/histogram.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,4 +1,4 @@
-#include "fib_server/line_framer.h"
+#include "fib/core/line_framer.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "fib_server/async_log.h"
+#include "fib/server/async_log.h"
 
 #include <pthread.h>
 #include <signal.h>

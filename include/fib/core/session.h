@@ -22,8 +22,8 @@
 #include <string_view>
 #include <utility>
 
-#include "fib_server/line_framer.h"
-#include "fib_server/request_handler.h"
+#include "fib/core/line_framer.h"
+#include "fib/core/request_handler.h"
 
 namespace fib {
 

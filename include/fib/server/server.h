@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include "fib_server/connection.h"
-#include "fib_server/fib.h"
-#include "fib_server/request_handler.h"
-#include "fib_server/socket.h"
+#include "fib/server/connection.h"
+#include "fib/core/fib.h"
+#include "fib/core/request_handler.h"
+#include "fib/net/socket.h"
 
 namespace fib {
 

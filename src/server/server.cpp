@@ -1,4 +1,4 @@
-#include "fib_server/server.h"
+#include "fib/server/server.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,8 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "fib_server/address.h"
-#include "fib_server/connection.h"
+#include "fib/core/address.h"
+#include "fib/server/connection.h"
 
 namespace fib {
 

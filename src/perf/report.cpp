@@ -1,8 +1,8 @@
-#include "fib_server/report.h"
+#include "fib/perf/report.h"
 
 #include <fmt/format.h>
 
-#include "fib_server/address.h"
+#include "fib/core/address.h"
 
 namespace fib {
 

@@ -7,7 +7,7 @@
 #include <functional>
 #include <thread>
 
-#include "fib_server/socket.h"
+#include "fib/net/socket.h"
 
 namespace fib {
 

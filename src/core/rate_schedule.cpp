@@ -1,4 +1,4 @@
-#include "fib_server/rate_schedule.h"
+#include "fib/core/rate_schedule.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "fib_server/address.h"
+#include "fib/core/address.h"
 
 #include <charconv>
 #include <stdexcept>

@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "fib_server/address.h"
+#include "fib/core/address.h"
 
 namespace fib::cli {
 

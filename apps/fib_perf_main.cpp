@@ -7,10 +7,10 @@
 #include <fmt/format.h>
 
 #include "cli_common.h"
-#include "fib_server/fib.h"
-#include "fib_server/load_generator.h"
-#include "fib_server/report.h"
-#include "fib_server/stop_signals.h"
+#include "fib/core/fib.h"
+#include "fib/perf/load_generator.h"
+#include "fib/perf/report.h"
+#include "fib/net/stop_signals.h"
 
 int main(int argc, char** argv) {
   fib::LoadConfig config;

@@ -11,9 +11,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
-#include "fib_server/async_log.h"
-#include "fib_server/server.h"
-#include "fib_server/stop_signals.h"
+#include "fib/server/async_log.h"
+#include "fib/server/server.h"
+#include "fib/net/stop_signals.h"
 
 namespace {
 

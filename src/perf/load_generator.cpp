@@ -1,4 +1,4 @@
-#include "fib_server/load_generator.h"
+#include "fib/perf/load_generator.h"
 
 #include <poll.h>
 #include <sched.h>
@@ -14,11 +14,11 @@
 
 #include <fmt/format.h>
 
-#include "fib_server/fib.h"
-#include "fib_server/line_framer.h"
-#include "fib_server/rate_schedule.h"
-#include "fib_server/request_handler.h"
-#include "fib_server/socket.h"
+#include "fib/core/fib.h"
+#include "fib/core/line_framer.h"
+#include "fib/core/rate_schedule.h"
+#include "fib/core/request_handler.h"
+#include "fib/net/socket.h"
 
 namespace fib {
 
