@@ -15,7 +15,7 @@
 int main(int argc, char** argv) {
   fib::LoadConfig config;
   std::string address = "127.0.0.1:25000";
-  double duration = 0, rate = 0;
+  double duration = 0, rate = 0, warmup = 0, timeout = 10;
   std::uint64_t requests = 0;
   bool json = false;
 
@@ -44,17 +44,19 @@ int main(int argc, char** argv) {
   app.add_option("--pipeline", config.pipeline, "requests in flight per connection")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));
-  app.add_option("--warmup", config.warmup_s, "seconds of load applied but not counted")
+  app.add_option("--warmup", warmup, "seconds of load applied but not counted")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--timeout", config.timeout_s, "seconds; a request unanswered this long counts as an error")
+  app.add_option("--timeout", timeout, "seconds; a request unanswered this long counts as an error")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));
   app.add_flag("--json", json, "print the summary as one JSON object on stdout; live lines go to stderr");
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
 
   config.target = fib::parse_host_port(address);
-  if (duration > 0) config.duration_s = duration;
+  if (duration > 0) config.duration = fib::from_seconds(duration);
+  config.warmup = fib::from_seconds(warmup);
+  config.timeout = fib::from_seconds(timeout);
   if (requests > 0) config.requests = requests;
   if (rate > 0) config.rate = rate;
   std::FILE* live = json ? stderr : stdout;

@@ -1,29 +1,33 @@
 // New connections per second: THREADS threads each connect, send "1\n",
 // read the answer and close, over and over, for SECONDS.
-// Usage: churn HOST:PORT THREADS SECONDS
+// Usage: churn [HOST:PORT] -t THREADS -d SECONDS
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "fib/core/address.h"
+#include "cli_common.h"
 #include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
-    std::fprintf(stderr, "usage: churn HOST:PORT THREADS SECONDS\n");
-    return 2;
-  }
-  const fib::HostPort target = fib::parse_host_port(argv[1]);
-  const int threads = std::atoi(argv[2]);
-  const double seconds = std::atof(argv[3]);
+  std::string address = "127.0.0.1:25000";
+  unsigned threads = 2;
+  double seconds = 3;
+  CLI::App app{"New connections per second: connect, ask fib(1), read the answer, close; in a loop per thread."};
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("-t,--threads", threads, "threads, each connecting over and over")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000u));
+  app.add_option("-d,--duration", seconds, "seconds to run")->capture_default_str()->check(CLI::Range(0.001, 1e7));
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  const fib::HostPort target = fib::parse_host_port(address);
+
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> done{0}, failed{0};
   std::vector<std::thread> workers;
-  for (int i = 0; i < threads; ++i) {
+  for (unsigned i = 0; i < threads; ++i) {
     workers.emplace_back([&] {
       std::uint64_t ok = 0, bad = 0;
       char answer[32];

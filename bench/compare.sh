@@ -78,7 +78,7 @@ measure() {  # name
     out=$(perf "$addr" -c 1 -n 30 -d "$RUN_SECONDS")
     echo "$(json "$out" latency_us p50)" >>"$work/fib30.$name"
   fi
-  "$bin/churn" "$addr" 2 "$RUN_SECONDS" | awk '{print $1}' >>"$work/churn.$name"
+  "$bin/churn" "$addr" -t 2 -d "$RUN_SECONDS" | awk '{print $1}' >>"$work/churn.$name"
 }
 
 echo "compare: $ROUNDS rounds of ${RUN_SECONDS} s runs over: ${names[*]}" >&2
@@ -93,7 +93,7 @@ done
 for name in "${names[@]}"; do
   [[ $name == *sequential* || $name == *off ]] && continue  # one at a time; and the same server as above
   before=$(rss "$name")
-  "$bin/hold_connections" "${address[$name]}" "$IDLE" 4 >/dev/null &
+  "$bin/hold_connections" "${address[$name]}" -c "$IDLE" -d 4 >/dev/null &
   holder=$!
   sleep 3
   after=$(rss "$name")
@@ -106,7 +106,7 @@ done
 crowd_line=""
 if [ "$CROWD" -gt 0 ]; then
   alone=$(json "$(perf "${address[fib_server]}" -c 1 -d "$RUN_SECONDS")" latency_us p99)
-  "$bin/hold_connections" "${address[fib_server]}" "$CROWD" $((RUN_SECONDS + 8)) ask >"$work/crowd.log" &
+  "$bin/hold_connections" "${address[fib_server]}" -c "$CROWD" -d $((RUN_SECONDS + 8)) --ask >"$work/crowd.log" &
   holder=$!
   for _ in $(seq 100); do grep -q holding "$work/crowd.log" 2>/dev/null && break; sleep 0.1; done
   crowded=$(json "$(perf "${address[fib_server]}" -c 1 -d "$RUN_SECONDS")" latency_us p99)
@@ -119,7 +119,7 @@ client_line=""
 if [ -n "${address[floor (limit.c)]:-}" ]; then
   for round in $(seq "$ROUNDS"); do
     for c in 1 3; do
-      "$bin/min_client" 127.0.0.1 "${address[floor (limit.c)]##*:}" "$c" "$RUN_SECONDS" | awk '{print $1}' >>"$work/min.$c"
+      "$bin/min_client" "${address[floor (limit.c)]}" -c "$c" -d "$RUN_SECONDS" | awk '{print $1}' >>"$work/min.$c"
       field "$(perf "${address[floor (limit.c)]}" -c "$c" -d "$RUN_SECONDS")" rps >>"$work/perf.$c"
     done
   done

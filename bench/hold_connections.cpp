@@ -1,42 +1,45 @@
 // Opens N connections to a server and holds them open, idle, until killed
 // or until SECONDS have passed: for measuring what an idle connection costs
-// the server. With a third argument "ask", each connection first sends "1\n"
-// and reads the answer, so that the server has served it once.
-// Usage: hold_connections HOST:PORT N SECONDS [ask]
-#include <unistd.h>
-
+// the server. With --ask, each connection first sends "1\n" and reads the
+// answer, so that the server has served it once.
+// Usage: hold_connections [HOST:PORT] -c N -d SECONDS [--ask]
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "fib/core/address.h"
+#include "cli_common.h"
 #include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
-    std::fprintf(stderr, "usage: hold_connections HOST:PORT N SECONDS [ask]\n");
-    return 2;
-  }
-  const fib::HostPort target = fib::parse_host_port(argv[1]);
-  const int count = std::atoi(argv[2]);
-  const double seconds = std::atof(argv[3]);
-  const bool ask = argc > 4 && std::string(argv[4]) == "ask";
+  std::string address = "127.0.0.1:25000";
+  unsigned count = 100;
+  double seconds = 60;
+  bool ask = false;
+  CLI::App app{"Holds idle connections open to a server, for memory per connection."};
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("-c,--connections", count, "connections to open and hold")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
+  app.add_option("-d,--duration", seconds, "seconds to hold them")->capture_default_str()->check(CLI::Range(0.001, 1e7));
+  app.add_flag("--ask", ask, "have each connection served once (\"1\\n\") before holding it");
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  const fib::HostPort target = fib::parse_host_port(address);
+
   std::vector<fib::Fd> held;
-  held.reserve(static_cast<std::size_t>(count));
-  for (int i = 0; i < count; ++i) {
+  held.reserve(count);
+  for (unsigned i = 0; i < count; ++i) {
     held.push_back(fib::connect_tcp(target));
     if (ask) {
       char answer[32];
       if (!fib::send_all(held.back().get(), "1\n") || fib::receive_some(held.back().get(), answer) <= 0) {
-        std::fprintf(stderr, "hold_connections: connection %d was not served\n", i);
+        std::fprintf(stderr, "hold_connections: connection %u was not served\n", i);
         return 1;
       }
     }
   }
-  std::printf("holding %d connections\n", count);
+  std::printf("holding %u connections\n", count);
   std::fflush(stdout);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
 }

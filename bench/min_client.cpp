@@ -1,7 +1,7 @@
 // The yardstick for fib_perf's own overhead: the simplest blocking client
 // there is. One thread per connection sends "N\n" and waits for the answer,
 // over and over, for the given seconds; it checks nothing and measures
-// nothing but the count. Usage: min_client HOST PORT CONNECTIONS SECONDS [N]
+// nothing but the count. Usage: min_client [HOST:PORT] -c CONNECTIONS -d SECONDS [-n N]
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -9,27 +9,33 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cli_common.h"
+#include "fib/core/fib.h"
 #include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
-  if (argc < 5) {
-    std::fprintf(stderr, "usage: min_client HOST PORT CONNECTIONS SECONDS [N]\n");
-    return 2;
-  }
-  const fib::HostPort target{argv[1], static_cast<std::uint16_t>(std::atoi(argv[2]))};
-  const int connections = std::atoi(argv[3]);
-  const double seconds = std::atof(argv[4]);
-  const std::string request = std::string(argc > 5 ? argv[5] : "1") + "\n";
+  std::string address = "127.0.0.1:25000";
+  unsigned connections = 1, n = 1;
+  double seconds = 3;
+  CLI::App app{"The simplest blocking client: send, receive, count; fib_perf's yardstick."};
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("-c,--connections", connections, "connections, one thread each")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  app.add_option("-d,--duration", seconds, "seconds to run")->capture_default_str()->check(CLI::Range(0.001, 1e7));
+  app.add_option("-n,--number", n, "the Fibonacci index sent")->capture_default_str()->check(CLI::Range(0u, fib::kMaxIndex));
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  const fib::HostPort target = fib::parse_host_port(address);
+  const std::string request = std::to_string(n) + "\n";
 
   std::atomic<bool> stop{false};
-  std::vector<std::uint64_t> counts(static_cast<std::size_t>(connections));
+  std::vector<std::uint64_t> counts(connections);
   std::vector<std::thread> threads;
-  for (int i = 0; i < connections; ++i) {
+  for (unsigned i = 0; i < connections; ++i) {
     threads.emplace_back([&, i] {
       fib::Fd fd = fib::connect_tcp(target);
       fib::set_no_delay(fd.get());
@@ -40,7 +46,7 @@ int main(int argc, char** argv) {
         if (::recv(fd.get(), buffer, sizeof buffer, 0) <= 0) break;
         ++count;
       }
-      counts[static_cast<std::size_t>(i)] = count;
+      counts[i] = count;
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));

@@ -25,7 +25,7 @@ namespace {
 LoadConfig load(std::uint16_t port) {
   LoadConfig c;
   c.target = {"127.0.0.1", port};
-  c.timeout_s = 10;
+  c.timeout = from_seconds(10);
   return c;
 }
 
@@ -84,7 +84,7 @@ TEST(LoadGenerator, FixedRateSendsOnSchedule) {
   LoadConfig c = load(server.port());
   c.connections = 2;
   c.rate = 400;
-  c.duration_s = 1.0;
+  c.duration = from_seconds(1.0);
   const Summary s = LoadGenerator(c).run();
   EXPECT_TRUE(s.clean());
   ASSERT_NE(s.uncorrected, nullptr);
@@ -112,7 +112,7 @@ TEST(LoadGenerator, ServerStallShowsInTheCorrectedLatencyOnly) {
   ScriptedServer stalling(answering("1", 40, 400ms));
   LoadConfig c = load(stalling.port());
   c.rate = 200;
-  c.duration_s = 1.5;
+  c.duration = from_seconds(1.5);
   const Summary s = LoadGenerator(c).run();
   ASSERT_NE(s.uncorrected, nullptr);
   EXPECT_TRUE(s.clean());
@@ -127,7 +127,7 @@ TEST(LoadGenerator, StallAtTheEndOfARateRunStillShows) {
   ScriptedServer stalling(answering("1", 20, 5s));  // stalls until after the run
   LoadConfig c = load(stalling.port());
   c.rate = 100;
-  c.duration_s = 1.0;
+  c.duration = from_seconds(1.0);
   const Summary s = LoadGenerator(c).run();
   EXPECT_GT(s.unsent + s.in_flight, 50u);
   EXPECT_GE(s.latency.max(), 500'000'000u);  // waited most of the run, though unanswered
@@ -147,7 +147,7 @@ TEST(LoadGenerator, ErrorLinesCountAsWrongAnswers) {
 TEST(LoadGenerator, WrongNumbersAreCaughtInWarmupToo) {
   ScriptedServer liar(answering("2"));  // F(1) is 1
   LoadConfig c = load(liar.port());
-  c.warmup_s = 0.2;
+  c.warmup = from_seconds(0.2);
   c.requests = 20;
   const Summary s = LoadGenerator(c).run();
   EXPECT_EQ(s.requests, 0u);
@@ -161,7 +161,7 @@ TEST(LoadGenerator, UnansweredRequestTimesOutInTheClosedLoop) {
   ASSERT_EQ(hog.read_line(), "1");
   LoadConfig c = load(server.port());
   c.requests = 50;
-  c.timeout_s = 0.3;
+  c.timeout = from_seconds(0.3);
   const auto started = std::chrono::steady_clock::now();
   const Summary s = LoadGenerator(c).run();
   EXPECT_EQ(s.requests, 0u);
@@ -179,8 +179,8 @@ TEST(LoadGenerator, UnansweredRequestTimesOutInTheOpenLoop) {
   });
   LoadConfig c = load(silent.port());
   c.rate = 50;
-  c.duration_s = 1.0;
-  c.timeout_s = 0.2;
+  c.duration = from_seconds(1.0);
+  c.timeout = from_seconds(0.2);
   const Summary s = LoadGenerator(c).run();
   EXPECT_EQ(s.requests, 0u);
   EXPECT_GT(s.errors.timeout, 0u);
@@ -241,7 +241,7 @@ TEST(LoadGenerator, ServerThatNeverCompletesTheHandshakeTimesOut) {
   std::this_thread::sleep_for(100ms);
   LoadConfig c = load(ntohs(address.sin_port));
   c.requests = 1;
-  c.timeout_s = 0.5;
+  c.timeout = from_seconds(0.5);
   const auto started = std::chrono::steady_clock::now();
   EXPECT_THROW(LoadGenerator(c).run(), std::system_error);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
@@ -262,15 +262,15 @@ TEST(LoadGenerator, StopEndsAnOpenEndedRun) {
   EXPECT_GT(s.requests, 0u);
   EXPECT_TRUE(s.clean());
   EXPECT_EQ(intervals, 0);  // stopped before the first second was up
-  EXPECT_NEAR(s.seconds, 0.3, 0.25);
+  EXPECT_NEAR(to_seconds(s.measured), 0.3, 0.25);
 }
 
 TEST(LoadGenerator, WarmupIsNotCountedAndIntervalsAreReportedEverySecond) {
   RunningServer server;
   LoadConfig c = load(server.port());
   c.rate = 100;
-  c.warmup_s = 1.0;
-  c.duration_s = 2.2;
+  c.warmup = from_seconds(1.0);
+  c.duration = from_seconds(2.2);
   std::vector<IntervalReport> reports;
   const Summary s = LoadGenerator(c).run([&](const IntervalReport& r) { reports.push_back(r); });
   EXPECT_TRUE(s.clean());
@@ -278,7 +278,7 @@ TEST(LoadGenerator, WarmupIsNotCountedAndIntervalsAreReportedEverySecond) {
   // 100 requests went out in the warm-up; only the 220 due after it count.
   EXPECT_NEAR(static_cast<double>(s.scheduled), 220.0, 25.0);
   EXPECT_LE(s.requests, s.scheduled);
-  for (const IntervalReport& r : reports) EXPECT_NEAR(static_cast<double>(r.requests) / r.interval_s, 100.0, 30.0);
+  for (const IntervalReport& r : reports) EXPECT_NEAR(static_cast<double>(r.requests) / to_seconds(r.length), 100.0, 30.0);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace fib {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = RateSchedule::Clock;
+
 
 TEST(RateSchedule, OneConnectionIsEvenlySpaced) {
   const Clock::time_point start{};

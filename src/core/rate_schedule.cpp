@@ -10,7 +10,7 @@ RateSchedule::RateSchedule(Clock::time_point start, double total_rate, unsigned 
   first_ = start + interval_ * index / connections;
 }
 
-RateSchedule::Clock::time_point RateSchedule::due(std::uint64_t k) const {
+Clock::time_point RateSchedule::due(std::uint64_t k) const {
   return first_ + interval_ * static_cast<Clock::rep>(k);
 }
 

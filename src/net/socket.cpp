@@ -1,4 +1,5 @@
 #include "fib/net/socket.h"
+#include "fib/core/clock.h"
 
 #include <arpa/inet.h>
 #include <linux/sockios.h>
@@ -166,7 +167,6 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
 }
 
 Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout, const std::atomic<bool>* cancel) {
-  using Clock = std::chrono::steady_clock;
   constexpr auto kSlice = std::chrono::milliseconds(100);  // how often `cancel` is looked at
   const std::string name = format_host_port(where.host, where.port);
   const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
@@ -227,7 +227,7 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bo
   }
 }
 
-bool send_all(int fd, std::string_view data, std::chrono::steady_clock::time_point give_up_after) {
+bool send_all(int fd, std::string_view data, Clock::time_point give_up_after) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -236,7 +236,7 @@ bool send_all(int fd, std::string_view data, std::chrono::steady_clock::time_poi
     }
     data.remove_prefix(static_cast<std::size_t>(n));
     // Short: the buffer was full, so this is no hot path to read the clock on.
-    if (!data.empty() && std::chrono::steady_clock::now() >= give_up_after) {
+    if (!data.empty() && Clock::now() >= give_up_after) {
       errno = EAGAIN;
       return false;
     }
@@ -244,8 +244,7 @@ bool send_all(int fd, std::string_view data, std::chrono::steady_clock::time_poi
   return true;
 }
 
-void close_gracefully(int fd, std::chrono::steady_clock::time_point until, std::size_t max_bytes) {
-  using Clock = std::chrono::steady_clock;
+void close_gracefully(int fd, Clock::time_point until, std::size_t max_bytes) {
   // How long the peer must have sent nothing before we take it to be done.
   constexpr std::chrono::milliseconds kQuiet{20};
   ::shutdown(fd, SHUT_WR);

@@ -40,9 +40,9 @@ std::string json_escape(std::string_view text) {
 std::string describe_load(const LoadConfig& c) {
   std::string mode = c.rate ? fmt::format("open loop at {:g} req/s", *c.rate) : "closed loop";
   std::string stop = c.requests   ? fmt::format("{} requests", *c.requests)
-                     : c.duration_s ? fmt::format("{:g} s", *c.duration_s)
+                     : c.duration ? fmt::format("{:g} s", to_seconds(*c.duration))
                                     : "until interrupted";
-  if (c.warmup_s > 0) stop += fmt::format(" after {:g} s of warm-up", c.warmup_s);
+  if (c.warmup.count() > 0) stop += fmt::format(" after {:g} s of warm-up", to_seconds(c.warmup));
   return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}", format_host_port(c.target.host, c.target.port),
                      c.connections, c.connections == 1 ? "" : "s", c.n, mode, c.pipeline, stop);
 }
@@ -58,7 +58,7 @@ std::string format_latency(std::uint64_t ns) {
 }
 
 std::string format_interval(const IntervalReport& r) {
-  const double rps = r.interval_s > 0 ? static_cast<double>(r.requests) / r.interval_s : 0;
+  const double rps = r.length.count() > 0 ? static_cast<double>(r.requests) / to_seconds(r.length) : 0;
   return fmt::format("{:.0f} reqs/s  p50 {}  p99 {}  errors {}", rps, format_latency(r.p50_ns),
                      format_latency(r.p99_ns), r.errors);
 }
@@ -66,7 +66,7 @@ std::string format_interval(const IntervalReport& r) {
 std::string format_summary(const Summary& s) {
   const ErrorCounts& e = s.errors;
   std::string out = fmt::format("fib_perf: {}\n", describe_load(s.config));
-  out += fmt::format("  requests      {} in {:.2f} s: {:.1f} req/s\n", s.requests, s.seconds, s.rps());
+  out += fmt::format("  requests      {} in {:.2f} s: {:.1f} req/s\n", s.requests, to_seconds(s.measured), s.rps());
   out += fmt::format("  latency       {}\n", latency_line(s.latency));
   if (s.uncorrected) {
     out += fmt::format("  (uncorrected) {}\n", latency_line(*s.uncorrected));
@@ -83,7 +83,7 @@ std::string format_summary(const Summary& s) {
   if (s.unsent > 0) out += fmt::format("; {} due but never sent", s.unsent);
   out += "\n";
   out += fmt::format("  client CPU    user {:.2f} s, system {:.2f} s; busiest thread {:.0f}% of the run; {} cores\n",
-                     s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu * 100, s.cores);
+                     to_seconds(s.cpu_user), to_seconds(s.cpu_system), s.busiest_thread_cpu * 100, s.cores);
   for (const std::string& w : s.warnings) out += fmt::format("warning: {}\n", w);
   return out;
 }
@@ -97,7 +97,7 @@ std::string format_summary_json(const Summary& s) {
                      json_escape(format_host_port(s.config.target.host, s.config.target.port)), s.config.connections,
                      s.config.n, s.config.pipeline);
   out += s.config.rate ? fmt::format(R"("rate":{},)", *s.config.rate) : std::string(R"("rate":null,)");
-  out += fmt::format(R"("seconds":{:.3f},"requests":{},"rps":{:.1f},)", s.seconds, s.requests, s.rps());
+  out += fmt::format(R"("seconds":{:.3f},"requests":{},"rps":{:.1f},)", to_seconds(s.measured), s.requests, s.rps());
   out += fmt::format(R"("errors":{},"wrong_answers":{},)", e.total(), e.wrong_answer);
   out += fmt::format(R"("errors_by_kind":{{"connect":{},"reset_or_eof":{},"timeout":{},"wrong_answer":{}}},)",
                      e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
@@ -110,7 +110,7 @@ std::string format_summary_json(const Summary& s) {
                      s.max_connection_rps);
   out += fmt::format(R"("in_flight":{},"unsent":{},"gave_up":{},)", s.in_flight, s.unsent, s.gave_up);
   out += fmt::format(R"("client_cpu":{{"user_s":{:.3f},"system_s":{:.3f},"busiest_thread":{:.3f},"cores":{}}},)",
-                     s.cpu_user_s, s.cpu_system_s, s.busiest_thread_cpu, s.cores);
+                     to_seconds(s.cpu_user), to_seconds(s.cpu_system), s.busiest_thread_cpu, s.cores);
   out += fmt::format(R"("warnings":[{}]}})", warnings);
   return out;
 }

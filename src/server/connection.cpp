@@ -1,4 +1,5 @@
 #include "fib/server/connection.h"
+#include "fib/core/clock.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -35,7 +36,6 @@ std::string_view to_string(ConnectionResult::End end) {
 }
 
 ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy) {
-  using Clock = std::chrono::steady_clock;
   using End = ConnectionResult::End;
   using Next = Session::Next;
   const StopState* stop = policy.stop;

@@ -1,4 +1,5 @@
 #include "fib/server/server.h"
+#include "fib/core/clock.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -158,7 +159,6 @@ ServerStats Server::stats() {
 // and lets sends take at most kStopGrace more. Last: the statistics at
 // shutdown, once everything has ended.
 void Server::supervise() {
-  using Clock = std::chrono::steady_clock;
   const bool reporting = config_.stats_interval.count() > 0;
   Clock::time_point last_time = Clock::now();
   std::uint64_t last_requests = 0;
@@ -373,7 +373,7 @@ void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
 // would turn the close into a reset that can overtake the message.
 void Server::hang_up(int fd, std::string_view message) noexcept {
   ::send(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  close_gracefully(fd, std::chrono::steady_clock::now(), kRefusalDiscardBytes);
+  close_gracefully(fd, Clock::now(), kRefusalDiscardBytes);
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
@@ -408,7 +408,7 @@ void Server::stop() {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
-  stop_deadline_ = std::chrono::steady_clock::now() + config_.shutdown_timeout;
+  stop_deadline_ = Clock::now() + config_.shutdown_timeout;
   stop_.begin(stop_deadline_ + kStopGrace);
   if (listener_) {
     tell_backlog_stopping();

@@ -9,6 +9,8 @@
 // silently slowing the client down (coordinated omission).
 #pragma once
 
+#include "fib/core/clock.h"
+
 #include <chrono>
 #include <cstdint>
 
@@ -16,7 +18,6 @@ namespace fib {
 
 class RateSchedule {
  public:
-  using Clock = std::chrono::steady_clock;
 
   RateSchedule(Clock::time_point start, double total_rate, unsigned connections, unsigned index);
 

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "fib/core/address.h"
+#include "fib/core/clock.h"
 
 namespace fib {
 
@@ -76,7 +77,7 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bo
 // after sending part returns that part: so a send that comes back short after
 // `give_up_after` fails too, with errno EAGAIN, as a timeout.
 bool send_all(int fd, std::string_view data,
-              std::chrono::steady_clock::time_point give_up_after = std::chrono::steady_clock::time_point::max());
+              Clock::time_point give_up_after = Clock::time_point::max());
 
 // Ends our side of the stream (what was sent still goes out, then end of
 // stream), then reads and discards what the peer sends until it ends its
@@ -86,7 +87,7 @@ bool send_all(int fd, std::string_view data,
 // reset the connection, which would throw away replies the peer has not yet
 // read: closing with unread input sends RST, and so does input arriving
 // after the close.
-void close_gracefully(int fd, std::chrono::steady_clock::time_point until, std::size_t max_bytes);
+void close_gracefully(int fd, Clock::time_point until, std::size_t max_bytes);
 
 // Bytes received and not yet read.
 std::size_t bytes_waiting(int fd);

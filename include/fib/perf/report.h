@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "fib/perf/load_generator.h"
+#include "fib/perf/load_config.h"
 
 namespace fib {
 

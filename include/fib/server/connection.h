@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "fib/core/request_handler.h"
+#include "fib/core/clock.h"
 
 namespace fib {
 
@@ -18,7 +19,6 @@ namespace fib {
 // costs nothing until it is set.
 class StopState {
  public:
-  using Clock = std::chrono::steady_clock;
   // Stop: connections answer what they have read, send the stopping line and
   // close, lingering for their clients at most until `close_by`.
   void begin(Clock::time_point close_by) {

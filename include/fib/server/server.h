@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "fib/server/connection.h"
+#include "fib/core/clock.h"
 #include "fib/core/fib.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
@@ -150,7 +151,7 @@ class Server {
   std::condition_variable changed_;
   bool stopping_ = false;
   bool finished_ = false;  // run() has seen every connection and thread end
-  std::chrono::steady_clock::time_point stop_deadline_;
+  Clock::time_point stop_deadline_;
   LiveList live_;                  // also counts the connections served at once
   WorkerList workers_;             // running connection threads, busy or parked
   std::vector<Worker*> parked_;    // the idle ones among them

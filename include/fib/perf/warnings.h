@@ -1,0 +1,18 @@
+// What fib_perf says about its own measurement: warnings when the client,
+// not the server, may have set the pace, when the server fell behind a
+// --rate schedule, or when connections gave up. Pure: a summary in, text out.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fib/core/clock.h"
+#include "fib/perf/load_config.h"
+
+namespace fib {
+
+// `wall` is the whole run, warm-up included, over which the client's CPU
+// time in `summary` was taken.
+std::vector<std::string> client_warnings(const Summary& summary, Clock::duration wall);
+
+}  // namespace fib

@@ -1,0 +1,126 @@
+// One client connection of a load run and the thread that drives it, and
+// the state every connection of the run shares. Private to fib::perf.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fib/core/clock.h"
+#include "fib/core/histogram.h"
+#include "fib/core/line_framer.h"
+#include "fib/core/rate_schedule.h"
+#include "fib/net/socket.h"
+#include "fib/perf/in_flight.h"
+#include "fib/perf/load_config.h"
+
+namespace fib {
+
+class ClientConnection;
+
+// What the connections of one run share. Written by run() before `go` opens
+// (start, measure_start) or before `stop` is set (end).
+struct LoadRun {
+  explicit LoadRun(LoadConfig c);
+
+  bool stopping() const { return stop.load(std::memory_order_acquire); }
+
+  const LoadConfig config;
+  std::string requests;  // `pipeline` copies of "n\n": a batch is a prefix
+  std::string expected;  // F(n) as the server should write it
+  std::atomic<bool> stop{false};
+  std::latch ready;      // counted down by each connection once connected
+  std::latch go{1};      // opened by run() once every connection is ready
+  Clock::time_point start, measure_start;
+  Clock::time_point end;
+
+  std::mutex done_mutex;  // guards `running`; wakes run() early
+  std::condition_variable done;
+  unsigned running = 0;
+
+  std::vector<std::unique_ptr<ClientConnection>> connections;
+};
+
+class ClientConnection {
+ public:
+  // What the collector takes once a second; guarded by mutex_.
+  struct Stats {
+    Histogram latency;
+    std::unique_ptr<Histogram> uncorrected;
+    std::uint64_t requests = 0;
+    ErrorCounts errors;
+  };
+
+  // `fd`: already connected, or empty to connect in the thread.
+  ClientConnection(LoadRun& run, unsigned index, Fd fd);
+
+  void start() { thread_ = std::thread([this] { body(); }); }
+  bool started() const { return thread_.joinable(); }
+  void join() { thread_.join(); }
+
+  // Moves what was recorded since the last call into `into`. Thread-safe.
+  void collect(Stats& into);
+
+  // After join().
+  std::uint64_t collected_requests() const { return collected_requests_; }
+  std::uint64_t in_flight() const { return measured_in_flight(); }
+  std::uint64_t unsent() const { return unsent_; }
+  bool gave_up() const { return gave_up_; }
+  std::uint64_t scheduled() const { return scheduled_; }
+  std::uint64_t sent() const { return measured_sent_; }
+  std::uint64_t sent_late() const { return sent_late_; }
+  double thread_cpu_fraction() const { return thread_cpu_fraction_; }
+  Clock::time_point finished_at() const { return finished_at_; }
+
+ private:
+  void body();
+  bool quota_done() const { return quota_ && measured_sent_ >= *quota_; }
+  bool measured(Clock::time_point due) const { return due >= run_.measure_start; }
+  bool finished() const { return quota_done() && in_flight_.empty(); }
+  void closed_loop();
+  void open_loop();
+  void account_for_the_end(const RateSchedule& schedule, std::uint64_t slots);
+  template <typename DueOf>
+  std::uint64_t affordable(std::uint64_t count, DueOf due_of) const;
+  template <typename DueOf>
+  bool send(std::uint64_t count, DueOf due_of, Clock::time_point now);
+  bool receive();
+  bool take_answers(Clock::time_point now);
+  bool check_timeout(Clock::time_point now);
+  std::uint64_t measured_in_flight() const;
+  void lose_connection(std::uint64_t ErrorCounts::*kind);
+  bool connect();
+  void configure_socket();
+
+  LoadRun& run_;
+  const unsigned index_;
+  Fd fd_;
+  LineFramer framer_;
+  InFlight in_flight_;
+  std::optional<std::uint64_t> quota_;  // measured requests this connection sends
+  std::uint64_t measured_sent_ = 0, sent_late_ = 0, scheduled_ = 0, unsent_ = 0;
+  bool gave_up_ = false;
+  double thread_cpu_fraction_ = 0;
+  Clock::time_point finished_at_;
+
+  std::mutex mutex_;  // this connection's own: its thread and the collector
+  Stats stats_;
+  std::uint64_t collected_requests_ = 0;  // the collector's running total
+
+  std::thread thread_;
+};
+
+// The CPU time a process (RUSAGE_SELF) or thread (RUSAGE_THREAD) has used.
+struct CpuTimes {
+  Clock::duration user{}, system{};
+};
+CpuTimes cpu_times(int who);
+
+}  // namespace fib
