@@ -40,6 +40,7 @@ const CLI::Validator kOffOrMilliseconds(
 
 int main(int argc, char** argv) {
   fib::ServerConfig config;
+  std::string address = "127.0.0.1:25000";
   std::string log_level = "info";
   std::string mode = "thread";
   std::string algorithm = "recursive";
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
       "Thread-per-connection TCP Fibonacci server. Send a number n and a newline;\n"
       "the answer is fib(n) and a newline, or a line starting \"error: \"."};
   app.set_version_flag("--version", "fib_server " FIB_SERVER_VERSION);
-  app.add_option("address", config.address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
+  app.add_option("address", address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
       ->capture_default_str()
       ->check(fib::cli::kHostPort);
   app.add_option("--mode", mode, "thread: one thread per connection; sequential: one connection at a time")
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  config.address = fib::parse_host_port(address);
   config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));

@@ -9,7 +9,7 @@
 namespace fib::testing {
 
 RunningServer::RunningServer(ServerConfig config) {
-  config.address = "127.0.0.1:0";
+  config.address = {"127.0.0.1", 0};
   server_ = std::make_unique<Server>(config);
   runner_ = std::thread([this] { server_->run(); });
 }

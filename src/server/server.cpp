@@ -87,7 +87,7 @@ Server::Server(const ServerConfig& config)
     : config_(config),
       handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)),
       max_connections_(config.max_connections != 0 ? config.max_connections : default_max_connections()) {
-  listener_ = listen_tcp(parse_host_port(config.address), &local_);
+  listener_ = listen_tcp(config.address, &local_);
   // Set once on the listener, these are inherited by every accepted socket
   // (Linux copies them when it clones the listening socket), which saves
   // three system calls per connection. Nagle off: every reply is a small
@@ -289,7 +289,7 @@ void Server::accept_one(Fd fd, const Endpoint& peer) {
 // Gives the connection to a parked thread, or to a new one.
 void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock) {
   if (!parked_.empty()) {
-    Worker* worker = parked_.back();
+    ConnectionThread* worker = parked_.back();
     parked_.pop_back();
     self->thread = worker->thread.native_handle();
     worker->job = Job{fd.release(), peer, self};
@@ -297,13 +297,13 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
     return;
   }
   try {
-    const auto worker = workers_.emplace(workers_.end());
+    const auto worker = threads_.emplace(threads_.end());
     worker->job = Job{fd.get(), peer, self};
     try {
       worker->thread = std::thread([this, worker] { work(worker); });
       self->thread = worker->thread.native_handle();
     } catch (...) {
-      workers_.erase(worker);
+      threads_.erase(worker);
       throw;
     }
     fd.release();  // the thread has it now; on failure it is still ours to answer and close
@@ -316,7 +316,7 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
 
 // A connection thread's life: serve, park, serve again; retire when the
 // server stops or enough threads are parked already.
-void Server::work(WorkerList::iterator self) {
+void Server::work(ConnectionThreadList::iterator self) {
   accept_wake_signal();
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -336,7 +336,7 @@ void Server::work(WorkerList::iterator self) {
   // Retire. Each retiring thread joins the one that retired before it, so at
   // most one ended thread is ever left unjoined, and drain() joins that one.
   std::thread previous = std::exchange(last_retired_, std::move(self->thread));
-  workers_.erase(self);
+  threads_.erase(self);
   if (stopping_) changed_.notify_all();
   lock.unlock();
   if (previous.joinable()) previous.join();
@@ -415,7 +415,7 @@ void Server::stop() {
     ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
   }
   changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
-  for (Worker* worker : parked_) worker->wake.notify_one();  // parked threads retire
+  for (ConnectionThread* worker : parked_) worker->wake.notify_one();  // parked threads retire
 }
 
 // Clients that connected but were not accepted yet (sequential mode, or a
@@ -439,7 +439,7 @@ void Server::tell_backlog_stopping() noexcept {
 
 void Server::drain() {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return live_.empty() && workers_.empty(); });
+  changed_.wait(lock, [this] { return live_.empty() && threads_.empty(); });
   std::thread last = std::move(last_retired_);
   lock.unlock();
   if (last.joinable()) last.join();

@@ -32,7 +32,6 @@ class StopState {
   // Set and read by receive_some: true once a receive is to be interrupted.
   const std::atomic<bool>& stopping_flag() const { return stopping_; }
   const std::atomic<bool>& abandon_flag() const { return abandon_; }
-  bool abandoning() const { return abandon_.load(std::memory_order_relaxed); }
   // Once stopping() has been seen.
   Clock::time_point close_by() const {
     (void)stopping_.load(std::memory_order_acquire);  // pairs with begin(): close_by_ is set

@@ -33,7 +33,7 @@ enum class Mode {
 };
 
 struct ServerConfig {
-  std::string address = "127.0.0.1:25000";
+  HostPort address{"127.0.0.1", 25000};
   Mode mode = Mode::thread;
   Algorithm algorithm = Algorithm::recursive;
   unsigned max_n = 0;  // 0: fib::default_max_n(algorithm)
@@ -65,8 +65,8 @@ unsigned default_max_connections();
 
 class Server {
  public:
-  // Binds and listens at once; throws std::invalid_argument for a malformed
-  // address and std::system_error when it cannot listen.
+  // Binds and listens at once; throws std::system_error when it cannot
+  // listen, std::runtime_error when the host name does not resolve.
   explicit Server(const ServerConfig& config);
   ~Server();
   Server(const Server&) = delete;
@@ -115,19 +115,19 @@ class Server {
   // kMaxParkedThreads of them), so that a new connection usually costs a
   // wake-up rather than a new thread, as MySQL's thread cache does; there is
   // still one thread per live connection.
-  struct Worker {
+  struct ConnectionThread {
     std::thread thread;
     std::condition_variable wake;  // a job was handed over, or the server is stopping
     std::optional<Job> job;
   };
-  using WorkerList = std::list<Worker>;
+  using ConnectionThreadList = std::list<ConnectionThread>;
 
   void accept_loop();
   void accept_one(Fd fd, const Endpoint& peer);
   void finish();
   void supervise();
   void hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
-  void work(WorkerList::iterator self);
+  void work(ConnectionThreadList::iterator self);
   void refuse(Fd fd, const Endpoint& peer) noexcept;
   void turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept;
   static void hang_up(int fd, std::string_view message) noexcept;
@@ -153,8 +153,8 @@ class Server {
   bool finished_ = false;  // run() has seen every connection and thread end
   Clock::time_point stop_deadline_;
   LiveList live_;                  // also counts the connections served at once
-  WorkerList workers_;             // running connection threads, busy or parked
-  std::vector<Worker*> parked_;    // the idle ones among them
+  ConnectionThreadList threads_;   // running connection threads, busy or parked
+  std::vector<ConnectionThread*> parked_;  // the idle ones among them
   std::thread last_retired_;       // the one ended thread not yet joined
   std::atomic<std::uint64_t> threads_failed_{0};
   std::atomic<std::uint64_t> accepted_{0}, refused_{0};
