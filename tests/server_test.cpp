@@ -280,7 +280,7 @@ TEST(Server, PortInUseIsAClearError) {
   RunningServer running;
   const std::string address = "127.0.0.1:" + std::to_string(running.port());
   try {
-    Server second({.address = address});
+    Server second({.address = parse_host_port(address)});
     FAIL() << "a second server bound " << address;
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code().value(), EADDRINUSE);
@@ -293,7 +293,7 @@ TEST(Server, PortInUseIsAClearError) {
 TEST(Server, PortInUseOnLocalhostIsAnErrorNotAFallBackToIPv6) {
   RunningServer running;
   try {
-    Server second({.address = "localhost:" + std::to_string(running.port())});
+    Server second({.address = parse_host_port("localhost:" + std::to_string(running.port()))});
     FAIL() << "localhost bound although 127.0.0.1 was taken";
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code().value(), EADDRINUSE) << e.what();
@@ -314,7 +314,7 @@ TEST(Server, ListensOnIPv6LoopbackAndLocalhost) {
   std::vector<std::pair<std::string, std::string>> cases = {{"localhost:0", "localhost"}};
   if (host_has_ipv6_loopback()) cases.emplace_back("[::1]:0", "::1");
   for (const auto& [address, host] : cases) {
-    Server server({.address = address});
+    Server server({.address = parse_host_port(address)});
     std::thread runner([&] { server.run(); });
     try {
       Client client(server.local_endpoint().port(), host);
