@@ -8,9 +8,9 @@
 
 #include "cli_common.h"
 #include "fib/core/fib.h"
+#include "fib/net/stop_signals.h"
 #include "fib/perf/load_generator.h"
 #include "fib/perf/report.h"
-#include "fib/net/stop_signals.h"
 
 int main(int argc, char** argv) {
   fib::LoadConfig config;

@@ -2,8 +2,8 @@
 // the library.
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -11,9 +11,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
+#include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
 #include "fib/server/server.h"
-#include "fib/net/stop_signals.h"
 
 namespace {
 
@@ -114,8 +114,9 @@ int main(int argc, char** argv) {
     // "listening on".
     fib::StopSignals signals([&server](int signal) {
       server.stop();
-      spdlog::info("{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",
-                   strsignal(signal));
+      spdlog::info(
+          "{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",
+          strsignal(signal));
     });
     server.run();
   } catch (const std::exception& e) {

@@ -34,8 +34,10 @@ int main(int argc, char** argv) {
       while (!stop.load(std::memory_order_relaxed)) {
         try {
           fib::Fd fd = fib::connect_tcp(target);
-          if (fib::send_all(fd.get(), "1\n") && fib::receive_some(fd.get(), answer) > 0) ++ok;
-          else ++bad;
+          if (fib::send_all(fd.get(), "1\n") && fib::receive_some(fd.get(), answer) > 0)
+            ++ok;
+          else
+            ++bad;
         } catch (const std::exception&) {
           ++bad;
         }

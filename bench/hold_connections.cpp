@@ -22,7 +22,9 @@ int main(int argc, char** argv) {
   app.add_option("-c,--connections", count, "connections to open and hold")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
-  app.add_option("-d,--duration", seconds, "seconds to hold them")->capture_default_str()->check(CLI::Range(0.001, 1e7));
+  app.add_option("-d,--duration", seconds, "seconds to hold them")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e7));
   app.add_flag("--ask", ask, "have each connection served once (\"1\\n\") before holding it");
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
   const fib::HostPort target = fib::parse_host_port(address);

@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));
   app.add_option("-d,--duration", seconds, "seconds to run")->capture_default_str()->check(CLI::Range(0.001, 1e7));
-  app.add_option("-n,--number", n, "the Fibonacci index sent")->capture_default_str()->check(CLI::Range(0u, fib::kMaxIndex));
+  app.add_option("-n,--number", n, "the Fibonacci index sent")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, fib::kMaxIndex));
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
   const fib::HostPort target = fib::parse_host_port(address);
   const std::string request = std::to_string(n) + "\n";

@@ -51,7 +51,8 @@ TEST(Histogram, PercentilesWithinOnePercentFromAMicrosecondToMinutes) {
   for (std::uint64_t per_mille : {10u, 100u, 500u, 900u, 990u, 999u}) {
     const double p = static_cast<double>(per_mille) / 10.0;
     const std::uint64_t want = exact_percentile(values, per_mille);
-    EXPECT_LE(relative_error(h.percentile(p), want), 0.01) << "p" << p << " got " << h.percentile(p) << " want " << want;
+    EXPECT_LE(relative_error(h.percentile(p), want), 0.01)
+        << "p" << p << " got " << h.percentile(p) << " want " << want;
   }
   EXPECT_EQ(h.count(), values.size());
   EXPECT_EQ(h.max(), *std::max_element(values.begin(), values.end()));

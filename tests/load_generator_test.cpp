@@ -32,8 +32,7 @@ LoadConfig load(std::uint16_t port) {
 // Answers every request line with `answer`; on the `stall_at`-th request
 // (counted over all connections) waits `stall` first. Returns when the client
 // closes or after `silence` with nothing received.
-std::function<void(int)> answering(std::string answer, int stall_at = -1,
-                                   std::chrono::milliseconds stall = 0ms) {
+std::function<void(int)> answering(std::string answer, int stall_at = -1, std::chrono::milliseconds stall = 0ms) {
   auto count = std::make_shared<std::atomic<int>>(0);
   return [=](int fd) {
     char buffer[4096];
@@ -278,7 +277,8 @@ TEST(LoadGenerator, WarmupIsNotCountedAndIntervalsAreReportedEverySecond) {
   // 100 requests went out in the warm-up; only the 220 due after it count.
   EXPECT_NEAR(static_cast<double>(s.scheduled), 220.0, 25.0);
   EXPECT_LE(s.requests, s.scheduled);
-  for (const IntervalReport& r : reports) EXPECT_NEAR(static_cast<double>(r.requests) / to_seconds(r.length), 100.0, 30.0);
+  for (const IntervalReport& r : reports)
+    EXPECT_NEAR(static_cast<double>(r.requests) / to_seconds(r.length), 100.0, 30.0);
 }
 
 }  // namespace

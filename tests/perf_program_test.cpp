@@ -54,8 +54,8 @@ TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
                     {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
   ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
   const std::string out = perf.out();
-  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,", "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":",
-                          "\"sent\":", "\"errors\":0,"})
+  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,",
+                          "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":", "\"sent\":", "\"errors\":0,"})
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
 }
 
@@ -75,9 +75,14 @@ TEST(PerfProgram, UnreachableServerExitsOneAtOnce) {
 }
 
 TEST(PerfProgram, BadUsageExitsTwo) {
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"-c", "0"}, {"--rate", "-5"}, {"--rate", "3e9"}, {"--timeout", "0.0001"}, {"-d", "1e300"},
-           {"--bogus"}, {"-n", "94"}, {"nocolon"}}) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{"-c", "0"},
+                                                                                    {"--rate", "-5"},
+                                                                                    {"--rate", "3e9"},
+                                                                                    {"--timeout", "0.0001"},
+                                                                                    {"-d", "1e300"},
+                                                                                    {"--bogus"},
+                                                                                    {"-n", "94"},
+                                                                                    {"nocolon"}}) {
     ChildProcess perf(FIB_PERF_BIN, args);
     EXPECT_EQ(perf.wait_exit(5s), 2) << args[0];
   }

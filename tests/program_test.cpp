@@ -10,8 +10,8 @@
 
 #include <gtest/gtest.h>
 
-#include "fib/core/fib.h"
 #include "child_process.h"
+#include "fib/core/fib.h"
 #include "test_client.h"
 
 namespace fib::testing {
@@ -260,8 +260,7 @@ TEST(Program, StatisticsLinesAndTheShutdownSummary) {
     Client refused(port);  // over --max-connections
     EXPECT_TRUE(refused.read_line()->starts_with("error: server busy"));
   }
-  EXPECT_TRUE(log_shows(server, "stats: 1 connections open, 2 accepted, 1 refused, 5 requests served"))
-      << server.log();
+  EXPECT_TRUE(log_shows(server, "stats: 1 connections open, 2 accepted, 1 refused, 5 requests served")) << server.log();
   EXPECT_NE(server.log().find("req/s), 1 errors"), std::string::npos) << server.log();
   server.signal(SIGTERM);
   EXPECT_TRUE(client.read_stopping_then_eof());

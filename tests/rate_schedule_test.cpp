@@ -12,7 +12,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-
 TEST(RateSchedule, OneConnectionIsEvenlySpaced) {
   const Clock::time_point start{};
   const RateSchedule s(start, 1000.0, 1, 0);
@@ -69,7 +68,7 @@ TEST(RateSchedule, CatchingUpNeverBurstsBeyondThePipeline) {
     now += 100us;  // answers come back quickly
     ASSERT_LT(++steps, 1000);
   }
-  EXPECT_GE(sent, 51u);       // everything due during the stall went out
+  EXPECT_GE(sent, 51u);         // everything due during the stall went out
   EXPECT_GT(s.due(sent), now);  // caught up: the next one is not due yet
 }
 

@@ -230,7 +230,7 @@ TEST(Server, StopAnswersRequestsInFlightClosesIdleConnectionsAndJoins) {
   ASSERT_EQ(busy.read_line(), "1");
   busy.send("41\n");
   std::this_thread::sleep_for(50ms);  // let the server start on it
-  running.stop_and_join();           // returns only once every thread is joined
+  running.stop_and_join();            // returns only once every thread is joined
   EXPECT_EQ(busy.read_line(0ms), answer(41));
   EXPECT_TRUE(busy.read_stopping_then_eof(0ms));
   for (auto& client : idle) EXPECT_TRUE(client->read_stopping_then_eof(0ms));
@@ -257,9 +257,7 @@ void expect_stop_is_bounded(Mode mode) {
 
 TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInThreadMode) { expect_stop_is_bounded(Mode::thread); }
 
-TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInSequentialMode) {
-  expect_stop_is_bounded(Mode::sequential);
-}
+TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInSequentialMode) { expect_stop_is_bounded(Mode::sequential); }
 
 // A client still waiting in the listen backlog at a stop (here behind the
 // one a sequential server is serving) is told, not reset.

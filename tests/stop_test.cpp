@@ -101,8 +101,9 @@ TEST(Stop, PipeliningSlowReaderGetsEveryAnswerThenTheStoppingLine) {
   EXPECT_EQ(read_error, 0) << std::strerror(read_error);
   EXPECT_EQ(write_error, 0) << std::strerror(write_error);
   const std::string stopping = "error: server stopping\n";
-  ASSERT_TRUE(received.ends_with(stopping)) << "received " << received.size() << " bytes, ending "
-                                            << received.substr(received.size() - std::min<std::size_t>(received.size(), 40));
+  ASSERT_TRUE(received.ends_with(stopping))
+      << "received " << received.size() << " bytes, ending "
+      << received.substr(received.size() - std::min<std::size_t>(received.size(), 40));
   const std::string answers = received.substr(0, received.size() - stopping.size());
   ASSERT_EQ(answers.size() % 2, 0u);
   const std::size_t answered = answers.size() / 2;

@@ -78,7 +78,8 @@ std::vector<std::string> Client::read_lines(std::size_t count, std::chrono::mill
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<std::string> lines;
   while (lines.size() < count) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     auto line = read_line(std::max(left, std::chrono::milliseconds(0)));
     if (!line) break;
     lines.push_back(std::move(*line));

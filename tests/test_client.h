@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "fib/server/server.h"
 #include "fib/net/socket.h"
+#include "fib/server/server.h"
 
 namespace fib::testing {
 

@@ -10,8 +10,8 @@ namespace fib {
 namespace {
 
 [[noreturn]] void reject(std::string_view text, std::string_view why) {
-  throw std::invalid_argument(fmt::format(
-      "bad address \"{}\": {} (expected HOST:PORT, [IPV6]:PORT or :PORT)", text, why));
+  throw std::invalid_argument(
+      fmt::format("bad address \"{}\": {} (expected HOST:PORT, [IPV6]:PORT or :PORT)", text, why));
 }
 
 }  // namespace

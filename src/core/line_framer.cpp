@@ -39,8 +39,7 @@ std::optional<std::string_view> LineFramer::next_line() {
     }
     const std::size_t newline = static_cast<const char*>(found) - data();
     seen_newline_ = true;
-    const std::string_view line =
-        drop_cr({data() + begin_, newline - begin_});
+    const std::string_view line = drop_cr({data() + begin_, newline - begin_});
     begin_ = scan_ = newline + 1;
     if (!line.empty()) return line;
   }

@@ -10,9 +10,7 @@ RateSchedule::RateSchedule(Clock::time_point start, double total_rate, unsigned 
   first_ = start + interval_ * index / connections;
 }
 
-Clock::time_point RateSchedule::due(std::uint64_t k) const {
-  return first_ + interval_ * static_cast<Clock::rep>(k);
-}
+Clock::time_point RateSchedule::due(std::uint64_t k) const { return first_ + interval_ * static_cast<Clock::rep>(k); }
 
 std::uint64_t RateSchedule::sendable(Clock::time_point now, std::uint64_t sent, std::uint64_t in_flight,
                                      std::uint64_t pipeline) const {

@@ -31,8 +31,8 @@ bool all_digits(std::string_view s) {
 template <typename... Args>
 void append_format(ReplyBuffer& out, fmt::format_string<Args...> format, Args&&... args) {
   const std::span<char> space = out.space();
-  const auto result = fmt::format_to_n(space.data(), std::min(space.size(), ReplyBuffer::kMaxReplyBytes),
-                                       format, std::forward<Args>(args)...);
+  const auto result = fmt::format_to_n(space.data(), std::min(space.size(), ReplyBuffer::kMaxReplyBytes), format,
+                                       std::forward<Args>(args)...);
   out.commit(std::min<std::size_t>(result.size, std::min(space.size(), ReplyBuffer::kMaxReplyBytes)));
 }
 
@@ -84,8 +84,7 @@ bool RequestHandler::respond(const Request& request, std::string_view line, Repl
                              const std::atomic<bool>* cancel) const {
   const Quoted quoted{trim(line)};
   switch (request.kind) {
-    case Request::Kind::blank:
-      return true;
+    case Request::Kind::blank: return true;
     case Request::Kind::number: {
       const std::optional<std::uint64_t> value = fib(algorithm_, static_cast<unsigned>(request.n), cancel);
       if (!value) return false;
@@ -96,16 +95,13 @@ bool RequestHandler::respond(const Request& request, std::string_view line, Repl
       return true;
     }
     case Request::Kind::not_a_number:
-      append_format(out, "error: {} is not a number; send one whole number from 0 to {} per line\n",
-                    quoted, max_n_);
+      append_format(out, "error: {} is not a number; send one whole number from 0 to {} per line\n", quoted, max_n_);
       return true;
     case Request::Kind::negative:
-      append_format(out, "error: {} is negative; send one whole number from 0 to {} per line\n",
-                    quoted, max_n_);
+      append_format(out, "error: {} is negative; send one whole number from 0 to {} per line\n", quoted, max_n_);
       return true;
     case Request::Kind::too_large:
-      append_format(out, "error: {} is too large; the largest n this server accepts is {}\n",
-                    quoted, max_n_);
+      append_format(out, "error: {} is too large; the largest n this server accepts is {}\n", quoted, max_n_);
       return true;
   }
   return true;

@@ -60,8 +60,10 @@ bool Session::compute() {
 
 void Session::count(bool error) {
   ++unsent_;
-  if (error) ++unsent_errors_;
-  else valid_ = true;
+  if (error)
+    ++unsent_errors_;
+  else
+    valid_ = true;
 }
 
 void Session::sent() {

@@ -2,8 +2,8 @@
 #include "fib/core/clock.h"
 
 #include <arpa/inet.h>
-#include <linux/sockios.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -7,9 +7,9 @@
 
 #include <atomic>
 #include <cerrno>
-#include <ctime>
 #include <csignal>
 #include <cstdint>
+#include <ctime>
 #include <system_error>
 
 namespace fib {
@@ -42,7 +42,7 @@ namespace {
 // timeout(1) signals the server and then its process group at once, and
 // scripts send SIGTERM to several processes that may include it twice.
 constexpr long long kSameStopNanoseconds = 100'000'000;  // 100 ms
-std::atomic<long long> first_signal_at{0};  // CLOCK_MONOTONIC, ns
+std::atomic<long long> first_signal_at{0};               // CLOCK_MONOTONIC, ns
 
 long long monotonic_ns() {
   timespec now{};

@@ -109,7 +109,9 @@ void ClientConnection::closed_loop() {
     if (!fd_ && !connect()) return;
     const Clock::time_point now = Clock::now();
     const std::uint64_t room = affordable(in_flight_.room(), [&](std::uint64_t) { return now; });
-    if (room > 0 && !send(room, [&](std::uint64_t) { return now; }, now)) continue;
+    if (room > 0 && !send(
+                        room, [&](std::uint64_t) { return now; }, now))
+      continue;
     receive();
   }
 }
@@ -134,7 +136,9 @@ void ClientConnection::open_loop() {
       }
       const std::uint64_t first = slots;
       slots += count;
-      if (!send(count, [&](std::uint64_t i) { return due(first + i); }, now)) continue;
+      if (!send(
+              count, [&](std::uint64_t i) { return due(first + i); }, now))
+        continue;
     }
     // Wait for an answer or for the next request to fall due.
     Clock::time_point wake = now + kStopCheckInterval;

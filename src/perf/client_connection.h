@@ -36,8 +36,8 @@ struct LoadRun {
   std::string requests;  // `pipeline` copies of "n\n": a batch is a prefix
   std::string expected;  // F(n) as the server should write it
   std::atomic<bool> stop{false};
-  std::latch ready;      // counted down by each connection once connected
-  std::latch go{1};      // opened by run() once every connection is ready
+  std::latch ready;  // counted down by each connection once connected
+  std::latch go{1};  // opened by run() once every connection is ready
   Clock::time_point start, measure_start;
   Clock::time_point end;
 
@@ -61,7 +61,9 @@ class ClientConnection {
   // `fd`: already connected, or empty to connect in the thread.
   ClientConnection(LoadRun& run, unsigned index, Fd fd);
 
-  void start() { thread_ = std::thread([this] { body(); }); }
+  void start() {
+    thread_ = std::thread([this] { body(); });
+  }
   bool started() const { return thread_.joinable(); }
   void join() { thread_.join(); }
 

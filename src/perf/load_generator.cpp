@@ -52,8 +52,8 @@ void add_connections(const LoadRun& run, Summary& summary) {
     summary.busiest_thread_cpu = std::max(summary.busiest_thread_cpu, connection->thread_cpu_fraction());
     // Each connection over its own measured time: under --requests some finish early.
     const Clock::duration active = std::min(connection->finished_at(), run.end) - run.measure_start;
-    const double rps = active.count() > 0 ? static_cast<double>(connection->collected_requests()) / to_seconds(active)
-                                          : 0;
+    const double rps =
+        active.count() > 0 ? static_cast<double>(connection->collected_requests()) / to_seconds(active) : 0;
     summary.min_connection_rps = first ? rps : std::min(summary.min_connection_rps, rps);
     summary.max_connection_rps = std::max(summary.max_connection_rps, rps);
     first = false;

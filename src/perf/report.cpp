@@ -41,10 +41,11 @@ std::string describe_load(const LoadConfig& c) {
   std::string mode = c.rate ? fmt::format("open loop at {:g} req/s", *c.rate) : "closed loop";
   std::string stop = c.requests   ? fmt::format("{} requests", *c.requests)
                      : c.duration ? fmt::format("{:g} s", to_seconds(*c.duration))
-                                    : "until interrupted";
+                                  : "until interrupted";
   if (c.warmup.count() > 0) stop += fmt::format(" after {:g} s of warm-up", to_seconds(c.warmup));
-  return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}", format_host_port(c.target.host, c.target.port),
-                     c.connections, c.connections == 1 ? "" : "s", c.n, mode, c.pipeline, stop);
+  return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}",
+                     format_host_port(c.target.host, c.target.port), c.connections, c.connections == 1 ? "" : "s", c.n,
+                     mode, c.pipeline, stop);
 }
 
 }  // namespace
@@ -70,13 +71,14 @@ std::string format_summary(const Summary& s) {
   out += fmt::format("  latency       {}\n", latency_line(s.latency));
   if (s.uncorrected) {
     out += fmt::format("  (uncorrected) {}\n", latency_line(*s.uncorrected));
-    out += "                latency counts from each request's scheduled time; the uncorrected line from when\n"
-           "                it was actually sent\n";
+    out +=
+        "                latency counts from each request's scheduled time; the uncorrected line from when\n"
+        "                it was actually sent\n";
     out += fmt::format("  schedule      {} of {} due requests sent, {} more than 1 ms late\n", s.sent, s.scheduled,
                        s.sent_late);
   }
-  out += fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s\n", s.min_connection_rps,
-                     s.max_connection_rps);
+  out +=
+      fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s\n", s.min_connection_rps, s.max_connection_rps);
   out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, wrong answer {})\n", e.total(),
                      e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
   out += fmt::format("  in flight     {} when it stopped", s.in_flight);
@@ -91,7 +93,8 @@ std::string format_summary(const Summary& s) {
 std::string format_summary_json(const Summary& s) {
   const ErrorCounts& e = s.errors;
   std::string warnings;
-  for (const std::string& w : s.warnings) warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
+  for (const std::string& w : s.warnings)
+    warnings += fmt::format("{}\"{}\"", warnings.empty() ? "" : ",", json_escape(w));
   std::string out = "{";
   out += fmt::format(R"("target":"{}","connections":{},"n":{},"pipeline":{},)",
                      json_escape(format_host_port(s.config.target.host, s.config.target.port)), s.config.connections,
@@ -106,8 +109,8 @@ std::string format_summary_json(const Summary& s) {
     out += fmt::format(R"("uncorrected_latency_us":{},)", latency_json(*s.uncorrected));
     out += fmt::format(R"("scheduled":{},"sent":{},"sent_late":{},)", s.scheduled, s.sent, s.sent_late);
   }
-  out += fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps,
-                     s.max_connection_rps);
+  out +=
+      fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps, s.max_connection_rps);
   out += fmt::format(R"("in_flight":{},"unsent":{},"gave_up":{},)", s.in_flight, s.unsent, s.gave_up);
   out += fmt::format(R"("client_cpu":{{"user_s":{:.3f},"system_s":{:.3f},"busiest_thread":{:.3f},"cores":{}}},)",
                      to_seconds(s.cpu_user), to_seconds(s.cpu_system), s.busiest_thread_cpu, s.cores);

@@ -123,9 +123,7 @@ AsyncLog::AsyncLog(const std::string& name, spdlog::level::level_enum level)
   spdlog::set_default_logger(logger_);
 }
 
-AsyncLog::~AsyncLog() {
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>("", spdlog::sinks_init_list{}));
-}
+AsyncLog::~AsyncLog() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("", spdlog::sinks_init_list{})); }
 
 bool AsyncLog::flush(std::chrono::milliseconds timeout) { return sink_->flush_within(timeout); }
 

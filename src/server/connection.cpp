@@ -56,8 +56,10 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     if (!send_all(fd, session.output(), idle_limit ? started + policy.idle_timeout : Clock::time_point::max())) {
       session.drop_output();
       // A send timeout (SO_SNDTIMEO) means the client stopped reading.
-      if (errno == EAGAIN || errno == EWOULDBLOCK) end(End::stalled);
-      else end(End::failed, errno);
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        end(End::stalled);
+      else
+        end(End::failed, errno);
       return false;
     }
     session.sent();
@@ -107,11 +109,12 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
     session.received(static_cast<std::size_t>(received));
     // A short read means the kernel had no more bytes queued, so the common
     // case costs no extra call.
-    const auto more_waiting = [&] { return static_cast<std::size_t>(received) == space.size() && bytes_waiting(fd) > 0; };
+    const auto more_waiting = [&] {
+      return static_cast<std::size_t>(received) == space.size() && bytes_waiting(fd) > 0;
+    };
     for (Next next = session.advance(more_waiting); next != Next::receive; next = session.advance(more_waiting)) {
       switch (next) {
-        case Next::receive:
-          break;
+        case Next::receive: break;
         case Next::send:
           if (!flush(Clock::now())) return result;
           break;
@@ -119,14 +122,12 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
           if (!flush(Clock::now())) return result;
           session.compute();  // a give-up shows in the next advance()
           break;
-        case Next::close_gracefully:
-          return say_goodbye(End::line_too_long, [] {});
+        case Next::close_gracefully: return say_goodbye(End::line_too_long, [] {});
         case Next::close:
           end(End::closed);
           flush(now);
           return result;
-        case Next::given_up:
-          return say_stopping();
+        case Next::given_up: return say_stopping();
       }
     }
     if (!flush(now)) return result;

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -79,8 +79,8 @@ std::string_view to_string(Mode mode) { return mode == Mode::thread ? "thread" :
 
 unsigned default_max_connections() {
   const std::uint64_t limit = descriptor_limit();
-  return static_cast<unsigned>(std::clamp<std::uint64_t>(limit > kReservedDescriptors ? limit - kReservedDescriptors : 1,
-                                                          1, std::numeric_limits<unsigned>::max()));
+  return static_cast<unsigned>(std::clamp<std::uint64_t>(
+      limit > kReservedDescriptors ? limit - kReservedDescriptors : 1, 1, std::numeric_limits<unsigned>::max()));
 }
 
 Server::Server(const ServerConfig& config)
@@ -204,9 +204,10 @@ void Server::supervise() {
       }
       const std::size_t open = live_.size();
       lock.unlock();
-      spdlog::warn("{} connections still open after {} ms: requests not answered yet are given up, and they close "
-                   "within {} ms",
-                   open, config_.shutdown_timeout.count(), kStopGrace.count());
+      spdlog::warn(
+          "{} connections still open after {} ms: requests not answered yet are given up, and they close "
+          "within {} ms",
+          open, config_.shutdown_timeout.count(), kStopGrace.count());
       lock.lock();
     }
     pause = abandoned ? kWakeRepeatAfterTimeout : std::min(pause * 2, kWakeRepeatMax);
@@ -238,7 +239,8 @@ void Server::accept_loop() {
           if (stopping_) return;
         }
         if (is_resource_shortage(error)) {
-          if (backoff.count() == 0) spdlog::warn("accept: {}; pausing accepts until resources free up", strerror(error));
+          if (backoff.count() == 0)
+            spdlog::warn("accept: {}; pausing accepts until resources free up", strerror(error));
           if (!pause()) return;
         } else if (error == EBADF || error == ENOTSOCK || error == EINVAL || error == EFAULT) {
           throw std::system_error(error, std::generic_category(), "accept");  // the listener itself is broken
@@ -306,7 +308,7 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
       threads_.erase(worker);
       throw;
     }
-    fd.release();  // the thread has it now; on failure it is still ours to answer and close
+    fd.release();                      // the thread has it now; on failure it is still ours to answer and close
   } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
     live_.erase(self);
     lock.unlock();
@@ -402,7 +404,6 @@ void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& cou
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests, to_string(result.end));
   }
 }
-
 
 void Server::stop() {
   std::lock_guard lock(mutex_);

@@ -109,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(reply.starts_with("error: line longer than"));
       break;
     }
-    while (line < expected.size() && fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
+    while (line < expected.size() &&
+           fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
       ++line;
     check(line < expected.size());
     check(expected[line].size() <= fib::LineFramer::kMaxLineBytes);
@@ -118,7 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   check(session.requests() == replies);
   if (!too_long) {
-    while (line < expected.size() && fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
+    while (line < expected.size() &&
+           fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
       ++line;
     check(line == expected.size());  // nothing left unanswered
   }

@@ -8,8 +8,8 @@
 // belongs to one connection.
 #pragma once
 
-#include <memory>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -65,9 +65,9 @@ class LineFramer {
 
   char small_[kSmallBytes];        // not zeroed: untouched until data arrives
   std::unique_ptr<char[]> large_;  // kMaxLineBytes + 1 bytes, once a line needs them
-  std::size_t begin_ = 0;  // first byte not yet returned as a line
-  std::size_t end_ = 0;    // one past the last byte received
-  std::size_t scan_ = 0;   // bytes before this hold no '\n'
+  std::size_t begin_ = 0;          // first byte not yet returned as a line
+  std::size_t end_ = 0;            // one past the last byte received
+  std::size_t scan_ = 0;           // bytes before this hold no '\n'
   bool seen_newline_ = false;
 };
 

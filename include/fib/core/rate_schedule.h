@@ -18,7 +18,6 @@ namespace fib {
 
 class RateSchedule {
  public:
-
   RateSchedule(Clock::time_point start, double total_rate, unsigned connections, unsigned index);
 
   // When request number k (from 0) of this connection is due.

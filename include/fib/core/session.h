@@ -102,8 +102,8 @@ class Session {
   const std::atomic<bool>* cancel_;
   LineFramer framer_;
   ReplyBuffer replies_;
-  std::optional<std::string_view> held_;  // a request not yet answered (a view into the framer)
-  std::optional<Request> slow_;            // the parsed held_ when it waits for compute()
+  std::optional<std::string_view> held_;          // a request not yet answered (a view into the framer)
+  std::optional<Request> slow_;                   // the parsed held_ when it waits for compute()
   std::uint64_t unsent_ = 0, unsent_errors_ = 0;  // replies in replies_
   std::uint64_t requests_ = 0, errors_ = 0;
   bool end_of_stream_ = false;

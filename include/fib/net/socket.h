@@ -76,8 +76,7 @@ std::ptrdiff_t receive_some(int fd, std::span<char> buffer, const std::atomic<bo
 // timeout (SO_SNDTIMEO) restarts with every call, and a call that times out
 // after sending part returns that part: so a send that comes back short after
 // `give_up_after` fails too, with errno EAGAIN, as a timeout.
-bool send_all(int fd, std::string_view data,
-              Clock::time_point give_up_after = Clock::time_point::max());
+bool send_all(int fd, std::string_view data, Clock::time_point give_up_after = Clock::time_point::max());
 
 // Ends our side of the stream (what was sent still goes out, then end of
 // stream), then reads and discards what the peer sends until it ends its

@@ -30,8 +30,8 @@ class StopSignals {
 
   std::function<void(int)> on_stop_;
   sigset_t set_;  // SIGINT and SIGTERM
-  Fd signals_;  // signalfd for SIGINT and SIGTERM
-  Fd done_;     // eventfd: the destructor writes it to end watch()
+  Fd signals_;    // signalfd for SIGINT and SIGTERM
+  Fd done_;       // eventfd: the destructor writes it to end watch()
   std::thread watcher_;
 };
 

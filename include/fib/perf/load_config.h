@@ -19,12 +19,12 @@ namespace fib {
 struct LoadConfig {
   HostPort target{"127.0.0.1", 25000};
   unsigned connections = 1;
-  unsigned n = 1;                              // the Fibonacci index sent
-  std::optional<Clock::duration> duration;     // measured time, after the warm-up
-  std::optional<std::uint64_t> requests;       // stop after this many measured answers
-  std::optional<double> rate;                  // total requests per second: open loop
-  unsigned pipeline = 1;                       // requests in flight per connection
-  Clock::duration warmup{};                    // load applied but not counted
+  unsigned n = 1;                                      // the Fibonacci index sent
+  std::optional<Clock::duration> duration;             // measured time, after the warm-up
+  std::optional<std::uint64_t> requests;               // stop after this many measured answers
+  std::optional<double> rate;                          // total requests per second: open loop
+  unsigned pipeline = 1;                               // requests in flight per connection
+  Clock::duration warmup{};                            // load applied but not counted
   Clock::duration timeout = std::chrono::seconds(10);  // a request unanswered this long is an error
 };
 

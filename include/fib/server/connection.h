@@ -8,8 +8,8 @@
 #include <limits>
 #include <string_view>
 
-#include "fib/core/request_handler.h"
 #include "fib/core/clock.h"
+#include "fib/core/request_handler.h"
 
 namespace fib {
 

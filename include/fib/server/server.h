@@ -19,11 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "fib/server/connection.h"
 #include "fib/core/clock.h"
 #include "fib/core/fib.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
+#include "fib/server/connection.h"
 
 namespace fib {
 
@@ -152,10 +152,10 @@ class Server {
   bool stopping_ = false;
   bool finished_ = false;  // run() has seen every connection and thread end
   Clock::time_point stop_deadline_;
-  LiveList live_;                  // also counts the connections served at once
-  ConnectionThreadList threads_;   // running connection threads, busy or parked
+  LiveList live_;                          // also counts the connections served at once
+  ConnectionThreadList threads_;           // running connection threads, busy or parked
   std::vector<ConnectionThread*> parked_;  // the idle ones among them
-  std::thread last_retired_;       // the one ended thread not yet joined
+  std::thread last_retired_;               // the one ended thread not yet joined
   std::atomic<std::uint64_t> threads_failed_{0};
   std::atomic<std::uint64_t> accepted_{0}, refused_{0};
   std::uint64_t closed_requests_ = 0, closed_errors_ = 0;  // of connections no longer live
