@@ -12,7 +12,10 @@
 #include "fib/perf/load_generator.h"
 #include "fib/perf/report.h"
 
-int main(int argc, char** argv) {
+// What can fail at run time is caught below; anything else (out of memory
+// while parsing the command line) may end the program as an uncaught
+// exception does.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   fib::LoadConfig config;
   std::string address = "127.0.0.1:25000";
   double duration = 0, rate = 0, warmup = 0, timeout = 10;

@@ -38,7 +38,10 @@ const CLI::Validator kOffOrMilliseconds(
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// What can fail at run time is caught below; anything else (out of memory
+// while parsing the command line) may end the program as an uncaught
+// exception does.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   fib::ServerConfig config;
   std::string address = "127.0.0.1:25000";
   std::string log_level = "info";

@@ -112,7 +112,12 @@ void RequestHandler::reply_line_too_long(ReplyBuffer& out) const {
                 LineFramer::kMaxLineBytes, max_n_);
 }
 
-void RequestHandler::reply_stopping(ReplyBuffer& out) { append_format(out, "{}\n", kStoppingLine); }
+void RequestHandler::reply_stopping(ReplyBuffer& out) {
+  const std::span<char> space = out.space();
+  const std::size_t n = std::min(space.size(), kStoppingReply.size());
+  std::copy_n(kStoppingReply.data(), n, space.data());
+  out.commit(n);
+}
 
 void RequestHandler::reply_idle(ReplyBuffer& out, std::chrono::milliseconds idle_timeout) {
   append_format(out, "error: idle timeout: no valid request for {:g} s; closing the connection\n",

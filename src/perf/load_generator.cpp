@@ -90,8 +90,8 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
   Fd first = connect_tcp(c.target, std::chrono::duration_cast<std::chrono::milliseconds>(c.timeout), &s.stop);
 
   s.running = c.connections;
-  for (unsigned i = 0; i < c.connections; ++i)
-    s.connections.push_back(std::make_unique<ClientConnection>(s, i, i == 0 ? std::move(first) : Fd()));
+  s.connections.push_back(std::make_unique<ClientConnection>(s, 0, std::move(first)));
+  for (unsigned i = 1; i < c.connections; ++i) s.connections.push_back(std::make_unique<ClientConnection>(s, i, Fd()));
   start_all(*this, s);
   s.ready.wait();
   s.start = Clock::now();

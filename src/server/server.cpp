@@ -63,7 +63,7 @@ void accept_wake_signal() {
 }
 
 // What the client already sent and a refusal reads before closing, at most.
-constexpr std::size_t kRefusalDiscardBytes = 64 * 1024;
+constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
 
 // Descriptors kept back from connections: the listener, standard streams,
 // log files.
@@ -101,7 +101,9 @@ Server::Server(const ServerConfig& config)
   install_wake_handler();
 }
 
-Server::~Server() {
+// Only a failing mutex could throw here, and then ending the process is all
+// that is left to do.
+Server::~Server() {  // NOLINT(bugprone-exception-escape)
   stop();
   drain();
 }
@@ -359,15 +361,22 @@ void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexce
 void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
   refused_.fetch_add(1, std::memory_order_relaxed);
   char message[160];
-  const auto written = fmt::format_to_n(
-      message, sizeof message, "error: server busy: {} connections open, the most it serves at once; try again later\n",
-      max_connections_);
+  std::size_t length = 0;
+  try {
+    length = std::min(fmt::format_to_n(message, sizeof message,
+                                       "error: server busy: {} connections open, the most it serves at once; try "
+                                       "again later\n",
+                                       max_connections_)
+                          .size,
+                      sizeof message);
+  } catch (...) {
+  }
   try {
     spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
                  max_connections_);
   } catch (...) {
   }
-  hang_up(fd.get(), {message, std::min(written.size, sizeof message)});
+  hang_up(fd.get(), {message, length});
 }
 
 // Sends `message` and ends our side without blocking the accept loop. What
@@ -427,14 +436,12 @@ void Server::stop() {
 void Server::tell_backlog_stopping() noexcept {
   const int flags = ::fcntl(listener_.get(), F_GETFL);
   if (flags < 0 || ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
-  char line[64];
-  const auto written = fmt::format_to_n(line, sizeof line, "{}\n", kStoppingLine);
   for (;;) {
     Endpoint peer;
     Fd fd = accept_connection(listener_.get(), &peer);
     if (!fd) return;
     accepted_.fetch_add(1, std::memory_order_relaxed);
-    hang_up(fd.get(), {line, std::min(written.size, sizeof line)});
+    hang_up(fd.get(), kStoppingReply);
   }
 }
 

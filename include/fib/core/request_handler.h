@@ -51,9 +51,10 @@ class ReplyBuffer {
   std::size_t size_ = 0;
 };
 
-// The last line of every connection a stopping server closes, without its
-// newline: requests after the last answer were not answered.
-inline constexpr std::string_view kStoppingLine = "error: server stopping";
+// The last line of every connection a stopping server closes: requests
+// after the last answer were not answered. With and without its newline.
+inline constexpr std::string_view kStoppingReply = "error: server stopping\n";
+inline constexpr std::string_view kStoppingLine = kStoppingReply.substr(0, kStoppingReply.size() - 1);
 
 // Stateless and thread-safe: one handler serves every connection.
 class RequestHandler {

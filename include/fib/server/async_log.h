@@ -26,7 +26,7 @@ class AsyncLog {
  public:
   // Lines held while stderr is slow, at most, in bytes: about 3,000 lines,
   // a tenth of a second of the busiest churn.
-  static constexpr std::size_t kMaxPendingBytes = 256 * 1024;
+  static constexpr std::size_t kMaxPendingBytes = std::size_t{256} * 1024;
   // How long lines wait, at most, to be written with the ones after them.
   static constexpr std::chrono::milliseconds kBatchInterval{20};
 
