@@ -36,15 +36,11 @@ const CLI::Validator kOffOrMilliseconds(
     },
     "SECONDS");
 
-}  // namespace
-
-// What can fail at run time is caught below; anything else (out of memory
-// while parsing the command line) may end the program as an uncaught
-// exception does.
-int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
-  fib::ServerConfig config;
+// Reads the command line into `config` and `log_level`; returns the exit
+// status to leave with (0 after --help or --version, 2 for bad usage), or -1
+// to carry on.
+int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level) {
   std::string address = "127.0.0.1:25000";
-  std::string log_level = "info";
   std::string mode = "thread";
   std::string algorithm = "recursive";
   double shutdown_timeout_s = 10.0;
@@ -71,7 +67,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                              fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxIndex))
       ->check(CLI::Range(1u, fib::kMaxIndex));
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
-                 "seconds a stop waits for requests in flight before closing their connections")
+                 "seconds a stop lets requests already read run and their answers go out; past it, requests not "
+                 "answered yet are given up")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--max-connections", config.max_connections,
@@ -79,8 +76,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                  "the descriptor limit less 16)")
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--idle-timeout", idle_timeout_s,
-                 "seconds; a connection that completes no request, or cannot send its replies, for this long is "
-                 "closed (0: never; else 0.001 to 86400)")
+                 "seconds; a connection that completes no valid request, or cannot send its replies, for this long "
+                 "is closed (0: never; else 0.001 to 86400)")
       ->capture_default_str()
       ->check(kOffOrMilliseconds);
   app.add_option("--stats-interval", stats_interval_s,
@@ -93,12 +90,27 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  const auto milliseconds = [](double seconds) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(fib::from_seconds(seconds));
+  };
   config.address = fib::parse_host_port(address);
   config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
   config.algorithm = *fib::algorithm_from_string(algorithm);
-  config.shutdown_timeout = std::chrono::milliseconds(static_cast<long long>(shutdown_timeout_s * 1000));
-  config.idle_timeout = std::chrono::milliseconds(static_cast<long long>(idle_timeout_s * 1000));
-  config.stats_interval = std::chrono::milliseconds(static_cast<long long>(stats_interval_s * 1000));
+  config.shutdown_timeout = milliseconds(shutdown_timeout_s);
+  config.idle_timeout = milliseconds(idle_timeout_s);
+  config.stats_interval = milliseconds(stats_interval_s);
+  return -1;
+}
+
+}  // namespace
+
+// What can fail at run time is caught below; anything else (out of memory
+// while parsing the command line) may end the program as an uncaught
+// exception does.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
+  fib::ServerConfig config;
+  std::string log_level = "info";
+  if (const int status = parse_options(argc, argv, config, log_level); status >= 0) return status;
 
   fib::AsyncLog log("fib_server", spdlog::level::from_str(log_level));
   // A stderr nobody reads must not hold up the exit either: what it takes

@@ -60,6 +60,40 @@ void add_connections(const LoadRun& run, Summary& summary) {
   }
 }
 
+// Until the run ends: once a second, what the connections recorded goes into
+// `total`, and the second's numbers to `on_interval`.
+void report_intervals(LoadRun& s, ClientConnection::Stats& total,
+                      const std::function<void(const IntervalReport&)>& on_interval) {
+  const LoadConfig& c = s.config;
+  const Clock::time_point deadline = c.duration ? s.measure_start + *c.duration : Clock::time_point::max();
+  Clock::time_point tick = s.measure_start + 1s, last_tick = s.measure_start;
+  std::unique_lock lock(s.done_mutex);
+  for (;;) {
+    const auto finished = [&] { return s.running == 0 || s.stop.load(); };
+    s.done.wait_until(lock, std::min(tick, deadline), finished);
+    const Clock::time_point now = Clock::now();
+    if (finished() || now >= deadline) return;
+    if (now < tick) continue;
+    lock.unlock();
+    ClientConnection::Stats interval;
+    if (c.rate) interval.uncorrected = std::make_unique<Histogram>();
+    for (auto& connection : s.connections) connection->collect(interval);
+    if (on_interval) {
+      on_interval({now - s.measure_start, interval.requests, now - last_tick, interval.latency.percentile(50),
+                   interval.latency.percentile(99), interval.errors.total()});
+    }
+    total.latency.merge(interval.latency);
+    if (total.uncorrected) total.uncorrected->merge(*interval.uncorrected);
+    total.requests += interval.requests;
+    total.errors += interval.errors;
+    last_tick = now;
+    // Late (the client was starved)? Next line a second from now, not a
+    // burst of catch-up lines.
+    tick = std::max(tick + 1s, now + 500ms);
+    lock.lock();
+  }
+}
+
 }  // namespace
 
 ErrorCounts& ErrorCounts::operator+=(const ErrorCounts& other) {
@@ -99,46 +133,14 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
   const CpuTimes cpu_before = cpu_times(RUSAGE_SELF);
   s.go.count_down();
 
-  ClientConnection::Stats total, interval;
+  ClientConnection::Stats total;
   if (c.rate) total.uncorrected = std::make_unique<Histogram>();
-  const auto collect = [&](ClientConnection::Stats& into) {
-    for (auto& connection : s.connections) connection->collect(into);
-  };
-
-  const Clock::time_point deadline = c.duration ? s.measure_start + *c.duration : Clock::time_point::max();
-  Clock::time_point tick = s.measure_start + 1s, last_tick = s.measure_start;
-  {
-    std::unique_lock lock(s.done_mutex);
-    for (;;) {
-      const auto finished = [&] { return s.running == 0 || s.stop.load(); };
-      s.done.wait_until(lock, std::min(tick, deadline), finished);
-      const Clock::time_point now = Clock::now();
-      if (finished() || now >= deadline) break;
-      if (now < tick) continue;
-      lock.unlock();
-      interval = ClientConnection::Stats{};
-      if (c.rate) interval.uncorrected = std::make_unique<Histogram>();
-      collect(interval);
-      if (on_interval) {
-        on_interval({now - s.measure_start, interval.requests, now - last_tick, interval.latency.percentile(50),
-                     interval.latency.percentile(99), interval.errors.total()});
-      }
-      total.latency.merge(interval.latency);
-      if (total.uncorrected) total.uncorrected->merge(*interval.uncorrected);
-      total.requests += interval.requests;
-      total.errors += interval.errors;
-      last_tick = now;
-      // Late (the client was starved)? Next line a second from now, not a
-      // burst of catch-up lines.
-      tick = std::max(tick + 1s, now + 500ms);
-      lock.lock();
-    }
-  }
+  report_intervals(s, total, on_interval);
   stop();  // sets s.end unless already stopped
   for (auto& connection : s.connections) connection->join();
   const CpuTimes cpu_after = cpu_times(RUSAGE_SELF);
   const Clock::time_point joined = Clock::now();
-  collect(total);
+  for (auto& connection : s.connections) connection->collect(total);
 
   Summary summary;
   summary.config = c;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <optional>
 
 #include "fib/core/session.h"
 #include "fib/net/socket.h"
@@ -35,26 +36,84 @@ std::string_view to_string(ConnectionResult::End end) {
   return "?";
 }
 
-ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy) {
+namespace {
+
+// One connection's receive / send loop over its session, and how it ends.
+class ConnectionLoop {
+ public:
   using End = ConnectionResult::End;
   using Next = Session::Next;
-  const StopState* stop = policy.stop;
-  Session session(handler, stop != nullptr ? &stop->abandon_flag() : nullptr);
-  ConnectionResult result;
-  const bool idle_limit = policy.idle_timeout.count() > 0;
-  Clock::time_point last_valid = Clock::now();
-  bool receive_timeout_cut = false;  // shortened to what is left of the idle timeout
 
-  const auto end = [&](End how, int error = 0) {
-    result.end = how;
-    result.error = error;
-  };
+  ConnectionLoop(int fd, const RequestHandler& handler, const ConnectionPolicy& policy)
+      : fd_(fd),
+        policy_(policy),
+        stop_(policy.stop),
+        session_(handler, stop_ != nullptr ? &stop_->abandon_flag() : nullptr),
+        idle_limit_(policy.idle_timeout.count() > 0) {}
+
+  ConnectionResult run() {
+    for (;;) {
+      // Requests still on their way are not read once the server stops: the
+      // stopping line tells the client they were not answered.
+      if (stop_ != nullptr && stop_->stopping()) return say_stopping();
+      const std::span<char> space = session_.free_space();
+      const std::ptrdiff_t received = receive_some(fd_, space, stop_ != nullptr ? &stop_->stopping_flag() : nullptr);
+      if (received < 0) {
+        if (errno == EINTR) return say_stopping();  // woken by the stop
+        // A receive timeout (SO_RCVTIMEO) means no valid request for the idle timeout.
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return say_idle();
+        end(End::failed, errno);
+        return result_;
+      }
+      // One clock read per receive, for the idle rule and the send that follows.
+      const Clock::time_point now = idle_limit_ ? Clock::now() : Clock::time_point{};
+      session_.received(static_cast<std::size_t>(received));
+      // A short read means the kernel had no more bytes queued, so the common
+      // case costs no extra call.
+      const auto more_waiting = [&] {
+        return static_cast<std::size_t>(received) == space.size() && bytes_waiting(fd_) > 0;
+      };
+      for (Next next = session_.advance(more_waiting); next != Next::receive; next = session_.advance(more_waiting)) {
+        if (const std::optional<ConnectionResult> ended = act_on(next, now)) return *ended;
+      }
+      if (!flush(now)) return result_;
+      if (idle_limit_ && !keep_idle_clock(now)) return say_idle();
+    }
+  }
+
+ private:
+  // Does what the session asks; the result once the connection has ended.
+  std::optional<ConnectionResult> act_on(Next next, Clock::time_point received_at) {
+    switch (next) {
+      case Next::receive: return std::nullopt;
+      case Next::send:
+        if (!flush(Clock::now())) return result_;
+        return std::nullopt;
+      case Next::compute:
+        if (!flush(Clock::now())) return result_;
+        session_.compute();  // a give-up shows in the next advance()
+        return std::nullopt;
+      case Next::close_gracefully: return say_goodbye(End::line_too_long, [] {});
+      case Next::close:
+        end(End::closed);
+        flush(received_at);
+        return result_;
+      case Next::given_up: return say_stopping();
+    }
+    return std::nullopt;
+  }
+
+  void end(End how, int error = 0) {
+    result_.end = how;
+    result_.error = error;
+  }
+
   // Sends the session's replies; a send blocked for the idle timeout since
   // `started` means the client stopped reading. False when the connection ends.
-  const auto flush = [&](Clock::time_point started) {
-    if (session.output().empty()) return true;
-    if (!send_all(fd, session.output(), idle_limit ? started + policy.idle_timeout : Clock::time_point::max())) {
-      session.drop_output();
+  bool flush(Clock::time_point started) {
+    if (session_.output().empty()) return true;
+    if (!send_all(fd_, session_.output(), idle_limit_ ? started + policy_.idle_timeout : Clock::time_point::max())) {
+      session_.drop_output();
       // A send timeout (SO_SNDTIMEO) means the client stopped reading.
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         end(End::stalled);
@@ -62,93 +121,75 @@ ConnectionResult serve_connection(int fd, const RequestHandler& handler, const C
         end(End::failed, errno);
       return false;
     }
-    session.sent();
-    result.requests = session.requests();
-    result.errors = session.errors();
-    if (policy.counters != nullptr) {
-      policy.counters->requests.store(result.requests, std::memory_order_relaxed);
-      policy.counters->errors.store(result.errors, std::memory_order_relaxed);
+    session_.sent();
+    result_.requests = session_.requests();
+    result_.errors = session_.errors();
+    if (policy_.counters != nullptr) {
+      policy_.counters->requests.store(result_.requests, std::memory_order_relaxed);
+      policy_.counters->errors.store(result_.errors, std::memory_order_relaxed);
     }
     return true;
-  };
-  // Sends what is answered, then (after `say`, if any) a last line saying
-  // why the connection ends, then closes our side gracefully.
-  const auto say_goodbye = [&](End how, auto&& say) {
+  }
+
+  // Sends what is answered, then (after `say`) a last line saying why the
+  // connection ends, then closes our side gracefully.
+  template <typename Say>
+  ConnectionResult say_goodbye(End how, Say&& say) {
     end(how);
-    if (!session.room_for_last_line() && !flush(Clock::now())) return result;
+    if (!session_.room_for_last_line() && !flush(Clock::now())) return result_;
     say();
-    if (!flush(Clock::now())) return result;
+    if (!flush(Clock::now())) return result_;
     if (how == End::stopped) {
       // However much the client still sends: only time bounds a stop.
-      close_gracefully(fd, stop->close_by(), std::numeric_limits<std::size_t>::max());
+      close_gracefully(fd_, stop_->close_by(), std::numeric_limits<std::size_t>::max());
     } else {
       const Clock::time_point soon = Clock::now() + kDiscardTime;
-      close_gracefully(fd, stop != nullptr && stop->stopping() ? std::min(soon, stop->close_by()) : soon,
+      close_gracefully(fd_, stop_ != nullptr && stop_->stopping() ? std::min(soon, stop_->close_by()) : soon,
                        kDiscardBytes);
     }
-    return result;
-  };
-  const auto say_stopping = [&] { return say_goodbye(End::stopped, [&] { session.say_stopping(); }); };
-  const auto say_idle = [&] { return say_goodbye(End::idle, [&] { session.say_idle(policy.idle_timeout); }); };
-
-  for (;;) {
-    // Requests still on their way are not read once the server stops: the
-    // stopping line tells the client they were not answered.
-    if (stop != nullptr && stop->stopping()) return say_stopping();
-    const std::span<char> space = session.free_space();
-    const std::ptrdiff_t received = receive_some(fd, space, stop != nullptr ? &stop->stopping_flag() : nullptr);
-    if (received < 0) {
-      if (errno == EINTR) return say_stopping();  // woken by the stop
-      // A receive timeout (SO_RCVTIMEO) means no valid request for the idle timeout.
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return say_idle();
-      end(End::failed, errno);
-      return result;
-    }
-    // One clock read per receive, for the idle rule and the send that follows.
-    const Clock::time_point now = idle_limit ? Clock::now() : Clock::time_point{};
-    session.received(static_cast<std::size_t>(received));
-    // A short read means the kernel had no more bytes queued, so the common
-    // case costs no extra call.
-    const auto more_waiting = [&] {
-      return static_cast<std::size_t>(received) == space.size() && bytes_waiting(fd) > 0;
-    };
-    for (Next next = session.advance(more_waiting); next != Next::receive; next = session.advance(more_waiting)) {
-      switch (next) {
-        case Next::receive: break;
-        case Next::send:
-          if (!flush(Clock::now())) return result;
-          break;
-        case Next::compute:
-          if (!flush(Clock::now())) return result;
-          session.compute();  // a give-up shows in the next advance()
-          break;
-        case Next::close_gracefully: return say_goodbye(End::line_too_long, [] {});
-        case Next::close:
-          end(End::closed);
-          flush(now);
-          return result;
-        case Next::given_up: return say_stopping();
-      }
-    }
-    if (!flush(now)) return result;
-    // Idle means no valid request: error replies, and bytes that trickle in
-    // without completing a request, do not keep a connection alive. While
-    // nothing valid arrives, the receive timeout is what is left of the idle
-    // timeout; the common case costs one clock read and no system call.
-    if (!idle_limit) continue;
-    if (session.take_valid_request()) {
-      last_valid = now;
-      if (receive_timeout_cut) {
-        set_receive_timeout(fd, policy.idle_timeout);
-        receive_timeout_cut = false;
-      }
-    } else {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(policy.idle_timeout - (now - last_valid));
-      if (left.count() <= 0) return say_idle();
-      set_receive_timeout(fd, left);
-      receive_timeout_cut = true;
-    }
+    return result_;
   }
+  ConnectionResult say_stopping() {
+    return say_goodbye(End::stopped, [this] { session_.say_stopping(); });
+  }
+  ConnectionResult say_idle() {
+    return say_goodbye(End::idle, [this] { session_.say_idle(policy_.idle_timeout); });
+  }
+
+  // Idle means no valid request: error replies, and bytes that trickle in
+  // without completing a request, do not keep a connection alive. While
+  // nothing valid arrives, the receive timeout is what is left of the idle
+  // timeout; the common case costs no system call. False once idle.
+  bool keep_idle_clock(Clock::time_point now) {
+    if (session_.take_valid_request()) {
+      last_valid_ = now;
+      if (receive_timeout_cut_) {
+        set_receive_timeout(fd_, policy_.idle_timeout);
+        receive_timeout_cut_ = false;
+      }
+      return true;
+    }
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(policy_.idle_timeout - (now - last_valid_));
+    if (left.count() <= 0) return false;
+    set_receive_timeout(fd_, left);
+    receive_timeout_cut_ = true;
+    return true;
+  }
+
+  const int fd_;
+  const ConnectionPolicy& policy_;
+  const StopState* const stop_;
+  Session session_;
+  const bool idle_limit_;
+  ConnectionResult result_;
+  Clock::time_point last_valid_ = Clock::now();
+  bool receive_timeout_cut_ = false;  // shortened to what is left of the idle timeout
+};
+
+}  // namespace
+
+ConnectionResult serve_connection(int fd, const RequestHandler& handler, const ConnectionPolicy& policy) {
+  return ConnectionLoop(fd, handler, policy).run();
 }
 
 }  // namespace fib

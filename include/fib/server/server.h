@@ -111,6 +111,8 @@ class Server {
     Endpoint peer;
     LiveList::iterator self;
   };
+  // Connection threads kept parked for the next connections.
+  static constexpr std::size_t kMaxParkedThreads = 64;
   // A connection thread. Between connections it parks (up to
   // kMaxParkedThreads of them), so that a new connection usually costs a
   // wake-up rather than a new thread, as MySQL's thread cache does; there is

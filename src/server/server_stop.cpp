@@ -1,0 +1,125 @@
+// The server's stop: what stop() starts, and the supervisor thread that
+// wakes connections until they have ended, bounds the stop, and logs the
+// statistics.
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include "fib/core/request_handler.h"
+#include "fib/net/thread_wake.h"
+#include "fib/server/server.h"
+
+namespace fib {
+
+namespace {
+
+// A stop wakes connection threads blocked in a receive (see thread_wake.h),
+// again and again, further apart each time (the first pause, doubling to the
+// last), until every connection has ended. Past the shutdown timeout one
+// more round makes sends in progress start again under the short timeout;
+// from then on the repeats are rare, so that they do not keep restarting
+// that timeout.
+constexpr std::chrono::milliseconds kWakeRepeatFirst{5};
+constexpr std::chrono::milliseconds kWakeRepeatMax{100};
+constexpr std::chrono::milliseconds kWakeRepeatAfterTimeout{1000};
+
+}  // namespace
+
+void Server::stop() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ = Clock::now() + config_.shutdown_timeout;
+  stop_.begin(stop_deadline_ + kStopGrace);
+  if (listener_) {
+    tell_backlog_stopping();
+    ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
+  }
+  changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
+  for (ConnectionThread* worker : parked_) worker->wake.notify_one();  // parked threads retire
+}
+
+// Clients that connected but were not accepted yet (sequential mode, or a
+// burst) sent requests nobody read: they get the stopping line and a graceful
+// close instead of the reset that shutting down the listener would send
+// them. Never blocks: the listener turns non-blocking (a thread already
+// blocked in accept stays blocked until the shutdown that follows).
+void Server::tell_backlog_stopping() noexcept {
+  const int flags = ::fcntl(listener_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
+  for (;;) {
+    Endpoint peer;
+    Fd fd = accept_connection(listener_.get(), &peer);
+    if (!fd) return;
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    hang_up(fd.get(), kStoppingReply);
+  }
+}
+
+// Until a stop: a statistics line every stats_interval (if set). From the
+// stop: wakes connection threads blocked in a receive until every connection
+// has ended; at the shutdown timeout, gives up on requests not yet answered
+// and lets sends take at most kStopGrace more. Last: the statistics at
+// shutdown, once everything has ended.
+void Server::supervise() {
+  const bool reporting = config_.stats_interval.count() > 0;
+  Clock::time_point last_time = Clock::now();
+  std::uint64_t last_requests = 0;
+  const auto report = [&](bool final) {
+    const ServerStats now = stats();
+    const Clock::time_point time = Clock::now();
+    const double seconds = std::chrono::duration<double>(time - last_time).count();
+    const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
+    spdlog::info("stats{}: {} connections open, {} accepted, {} refused, {} requests served ({:.0f} req/s), {} errors",
+                 final ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
+    last_time = time;
+    last_requests = now.requests;
+  };
+
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (!reporting) {
+      changed_.wait(lock, [this] { return stopping_; });
+    } else if (!changed_.wait_for(lock, config_.stats_interval, [this] { return stopping_; })) {
+      lock.unlock();
+      report(false);
+      lock.lock();
+    }
+  }
+  const auto wake_all = [this] {
+    for (const Live& live : live_) wake(live.thread);
+  };
+  std::chrono::milliseconds pause = kWakeRepeatFirst;
+  bool abandoned = false;
+  wake_all();
+  while (!live_.empty()) {
+    const Clock::time_point next = Clock::now() + pause;
+    changed_.wait_until(lock, abandoned ? next : std::min(next, stop_deadline_), [this] { return live_.empty(); });
+    if (live_.empty()) break;
+    if (!abandoned && Clock::now() >= stop_deadline_) {
+      abandoned = true;
+      stop_.abandon();
+      for (const Live& live : live_) {
+        try {  // a send in progress starts again under this timeout when the signal below interrupts it
+          set_send_timeout(live.fd, kStopGrace);
+        } catch (const std::system_error&) {
+        }
+      }
+      const std::size_t open = live_.size();
+      lock.unlock();
+      spdlog::warn(
+          "{} connections still open after {} ms: requests not answered yet are given up, and they close "
+          "within {} ms",
+          open, config_.shutdown_timeout.count(), kStopGrace.count());
+      lock.lock();
+    }
+    pause = abandoned ? kWakeRepeatAfterTimeout : std::min(pause * 2, kWakeRepeatMax);
+    wake_all();
+  }
+  changed_.wait(lock, [this] { return finished_; });
+  lock.unlock();
+  if (reporting) report(true);
+}
+
+}  // namespace fib
