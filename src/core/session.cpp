@@ -1,8 +1,18 @@
 #include "fib/core/session.h"
 
+#include <cassert>
+
 namespace fib {
 
+std::span<char> Session::free_space() {
+  // The request held for send() or compute() is a view into the framer's
+  // buffer, which this may move: call only after advance() said receive.
+  assert(!held_ && !slow_);
+  return framer_.free_space();
+}
+
 void Session::received(std::size_t n) {
+  assert(!held_ && !slow_);
   if (n == 0) end_of_stream_ = true;
   framer_.commit(n);
   partial_checked_ = false;
@@ -40,7 +50,10 @@ std::optional<Session::Next> Session::step() {
       slow_ = request;
       continue;
     }
-    handler_.respond(request, *held_, replies_);
+    if (!handler_.respond(request, *held_, replies_, cancel_)) {
+      given_up_ = true;  // a fast request gives up too once cancelled
+      continue;
+    }
     held_.reset();
     count(request.kind != Request::Kind::number);
   }

@@ -1,5 +1,4 @@
 #include "fib/net/socket.h"
-#include "fib/core/clock.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,6 +20,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "fib/core/clock.h"
 
 namespace fib {
 

@@ -3,12 +3,14 @@
 // serves libFuzzer (FIB_SERVER_FUZZ=ON, clang) and the corpus replay that
 // runs in every build (fuzz_replay_main.cpp).
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fib/core/fib.h"
@@ -22,25 +24,42 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
-// What the framer must produce: split on '\n', drop one '\r' before it, skip
-// empty lines.
-std::vector<std::string> reference_lines(std::string_view input) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  for (std::size_t at = input.find('\n'); at != std::string_view::npos; at = input.find('\n', start)) {
-    std::string_view line = input.substr(start, at - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty()) lines.emplace_back(line);
-    start = at + 1;
+// The requests a client sent, by the protocol's rules, given how the input
+// was cut into reads: lines split on '\n' (one '\r' before it dropped,
+// empty ones skipped); while no newline has been seen, what a read ends
+// with is one request if it is short and nothing more is waiting (`eager`);
+// at end of stream, a partial line is a last request.
+std::vector<std::string> reference_requests(std::string_view input, const std::vector<std::size_t>& reads, bool eager) {
+  const auto drop_cr = [](std::string line) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  };
+  std::vector<std::string> requests;
+  std::string partial;
+  bool seen_newline = false;
+  std::size_t at = 0;
+  for (const std::size_t n : reads) {
+    for (const char c : input.substr(at, n)) {
+      if (c != '\n') {
+        partial += c;
+        continue;
+      }
+      seen_newline = true;
+      if (std::string line = drop_cr(std::exchange(partial, {})); !line.empty()) requests.push_back(std::move(line));
+    }
+    at += n;
+    if (eager && !seen_newline && !partial.empty() && partial.size() <= fib::LineFramer::kMaxUnterminatedBytes)
+      requests.push_back(drop_cr(std::exchange(partial, {})));
   }
-  return lines;
+  if (!partial.empty()) requests.push_back(drop_cr(partial));
+  return requests;
 }
 
-void check_reply(std::string_view line, std::string_view reply) {
+void check_reply(std::string_view line, std::string_view reply, unsigned max_n) {
   check(!reply.empty() && reply.back() == '\n');
   check(reply.find('\n') == reply.size() - 1);  // exactly one line
   check(reply.size() <= fib::ReplyBuffer::kMaxReplyBytes);
-  const fib::Request request = fib::parse_request(line, fib::kMaxIndex);
+  const fib::Request request = fib::parse_request(line, max_n);
   if (request.kind == fib::Request::Kind::number) {
     std::uint64_t value = 0;
     const auto [end, ec] = std::from_chars(reply.data(), reply.data() + reply.size() - 1, value);
@@ -54,50 +73,60 @@ void check_reply(std::string_view line, std::string_view reply) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size == 0) return 0;
-  // The first byte picks how the stream is cut into reads.
+  if (size < 2) return 0;
+  // The first byte picks how the stream is cut into reads; the second: the
+  // algorithm (recursive requests from 30 up are slow: compute() runs), whether
+  // a read is all that is waiting (the unterminated-request rule applies after
+  // every read), and whether the server gives up after the first read.
   const std::size_t chunk = 1 + data[0] % 97;
-  const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const fib::RequestHandler handler(fib::Algorithm::iterative, fib::kMaxIndex);
+  const bool recursive = (data[1] & 1) != 0, eager = (data[1] & 2) != 0, cancel_early = (data[1] & 4) != 0;
+  const std::string_view input(reinterpret_cast<const char*>(data) + 2, size - 2);
+  const unsigned max_n = recursive ? 30 : fib::kMaxIndex;  // fib(30) is slow enough, and quick
+  const fib::RequestHandler handler(recursive ? fib::Algorithm::recursive : fib::Algorithm::iterative, max_n);
 
-  // The session, driven as a connection loop drives it, with "more input is
-  // waiting" true while the input is not all received.
-  fib::Session session(handler);
+  // The session, driven as a connection loop drives it.
+  std::atomic<bool> cancel{false};
+  fib::Session session(handler, &cancel);
   std::string output;
+  std::vector<std::size_t> reads;
   std::size_t offset = 0;
-  bool closed = false, too_long = false;
+  bool closed = false, too_long = false, given_up = false;
   while (!closed) {
     const std::span<char> space = session.free_space();
     const std::size_t n = std::min({chunk, space.size(), input.size() - offset});
     std::memcpy(space.data(), input.data() + offset, n);
     session.received(n);  // 0 once everything is in: end of stream
     offset += n;
+    if (n > 0) reads.push_back(n);
     for (;;) {
-      const fib::Session::Next next = session.advance([&] { return offset < input.size(); });
+      const fib::Session::Next next = session.advance([&] { return !eager && offset < input.size(); });
       output += session.output();
       session.sent();
       if (next == fib::Session::Next::compute) {
-        check(session.compute());
+        check(session.compute() || cancel);
       } else if (next == fib::Session::Next::close_gracefully) {
         too_long = closed = true;
         break;
       } else if (next == fib::Session::Next::close) {
         closed = true;
         break;
+      } else if (next == fib::Session::Next::given_up) {
+        check(cancel);
+        given_up = closed = true;
+        break;
       } else if (next == fib::Session::Next::receive) {
         break;
       }
-      check(next != fib::Session::Next::given_up);
     }
     check(n > 0 || closed);  // end of stream always closes
+    if (cancel_early) cancel = true;
   }
 
-  // Every reply answers the reference's requests in order: the lines, then a
-  // last partial line at end of stream; blank ones get none.
-  std::vector<std::string> expected = reference_lines(input);
-  const std::size_t last_newline = input.rfind('\n');
-  const std::string_view rest = input.substr(last_newline == std::string_view::npos ? 0 : last_newline + 1);
-  if (!rest.empty()) expected.emplace_back(rest.ends_with('\r') ? rest.substr(0, rest.size() - 1) : rest);
+  // Every reply answers the reference's requests in order; blank ones get none.
+  const std::vector<std::string> expected = reference_requests(input, reads, eager);
+  const auto blank = [&](std::size_t i) {
+    return fib::parse_request(expected[i], max_n).kind == fib::Request::Kind::blank;
+  };
   std::size_t line = 0, replies = 0;
   for (std::size_t start = 0; start < output.size();) {
     const std::size_t end = output.find('\n', start);
@@ -109,19 +138,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(reply.starts_with("error: line longer than"));
       break;
     }
-    while (line < expected.size() &&
-           fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
-      ++line;
+    while (line < expected.size() && blank(line)) ++line;
     check(line < expected.size());
     check(expected[line].size() <= fib::LineFramer::kMaxLineBytes);
-    check_reply(expected[line], reply);
+    check_reply(expected[line], reply, max_n);
     ++line;
   }
   check(session.requests() == replies);
-  if (!too_long) {
-    while (line < expected.size() &&
-           fib::parse_request(expected[line], fib::kMaxIndex).kind == fib::Request::Kind::blank)
-      ++line;
+  if (!too_long && !given_up) {
+    while (line < expected.size() && blank(line)) ++line;
     check(line == expected.size());  // nothing left unanswered
   }
   return 0;

@@ -44,7 +44,9 @@ class Session {
       : handler_(handler), cancel_(cancel) {}
 
   // Where the next receive writes (views from earlier calls are invalidated).
-  std::span<char> free_space() { return framer_.free_space(); }
+  // Only once advance() has returned Next::receive: a request held for
+  // send() or compute() points into the buffer this may move.
+  std::span<char> free_space();
   // Records n bytes received into free_space(); 0 means end of stream.
   void received(std::size_t n);
 
