@@ -69,7 +69,7 @@ void Server::supervise() {
   const auto report = [&](bool final) {
     const ServerStats now = stats();
     const Clock::time_point time = Clock::now();
-    const double seconds = std::chrono::duration<double>(time - last_time).count();
+    const double seconds = to_seconds(time - last_time);
     const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
     spdlog::info("stats{}: {} connections open, {} accepted, {} refused, {} requests served ({:.0f} req/s), {} errors",
                  final ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
