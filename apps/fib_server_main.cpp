@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
+#include "fib/core/request_handler.h"
 #include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
 #include "fib/server/server.h"
@@ -54,9 +55,27 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   app.add_option("address", address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
       ->capture_default_str()
       ->check(fib::cli::kHostPort);
-  app.add_option("--mode", mode, "thread: one thread per connection; sequential: one connection at a time")
+  app.add_option("--mode", mode,
+                 "thread: one thread per connection; sequential: one connection at a time; coroutine: a coroutine "
+                 "per connection on event loops, slow requests on worker threads")
       ->capture_default_str()
-      ->check(CLI::IsMember({"thread", "sequential"}));
+      ->check(CLI::IsMember({"thread", "sequential", "coroutine"}));
+  app.add_option("--threads", config.threads,
+                 fmt::format("coroutine mode: event-loop threads (default: the CPUs this process may use, {})",
+                             fib::usable_cpus()))
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--workers", config.workers,
+                 fmt::format("coroutine mode: threads computing slow requests (recursive n of {} or more), at a lower "
+                             "priority than the loops (default: the CPUs this process may use, {})",
+                             fib::kSlowRecursiveN, fib::usable_cpus()))
+      ->check(CLI::Range(1u, 1024u));
+  // Options that mean nothing in the mode chosen are refused, not ignored.
+  app.callback([&] {
+    for (const char* option : {"--threads", "--workers"}) {
+      if (mode != "coroutine" && app.count(option) > 0)
+        throw CLI::ValidationError(option, fmt::format("only applies to --mode coroutine (the mode is {})", mode));
+    }
+  });
   app.add_option("--algorithm", algorithm,
                  "recursive: the naive doubly recursive fib, deliberately CPU-bound; iterative: a loop")
       ->capture_default_str()
@@ -94,7 +113,9 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
     return std::chrono::duration_cast<std::chrono::milliseconds>(fib::from_seconds(seconds));
   };
   config.address = fib::parse_host_port(address);
-  config.mode = mode == "thread" ? fib::Mode::thread : fib::Mode::sequential;
+  config.mode = mode == "coroutine"    ? fib::Mode::coroutine
+                : mode == "sequential" ? fib::Mode::sequential
+                                       : fib::Mode::thread;
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = milliseconds(shutdown_timeout_s);
   config.idle_timeout = milliseconds(idle_timeout_s);

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev)
+packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev libgtest-dev libbenchmark-dev)
 [ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd)
 bash scripts/install_packages.sh "${packages[@]}"
 

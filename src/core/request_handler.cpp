@@ -12,8 +12,6 @@ namespace fib {
 namespace {
 
 constexpr std::size_t kQuotedBytes = 20;  // how much of a bad request an error quotes
-// Recursive fib from here on costs about a millisecond or more.
-constexpr std::uint64_t kSlowRecursive = 30;
 
 std::string_view trim(std::string_view s) {
   const auto blank = [](char c) { return c == ' ' || c == '\t'; };
@@ -71,7 +69,7 @@ RequestHandler::RequestHandler(Algorithm algorithm, unsigned max_n)
     : algorithm_(algorithm), max_n_(std::min(max_n, kMaxIndex)) {}
 
 bool RequestHandler::slow(const Request& request) const {
-  return algorithm_ == Algorithm::recursive && request.kind == Request::Kind::number && request.n >= kSlowRecursive;
+  return algorithm_ == Algorithm::recursive && request.kind == Request::Kind::number && request.n >= kSlowRecursiveN;
 }
 
 bool RequestHandler::reply(std::string_view line, ReplyBuffer& out) const {

@@ -232,8 +232,7 @@ bool send_all(int fd, std::string_view data, Clock::time_point give_up_after) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
+        return false;
     }
     data.remove_prefix(static_cast<std::size_t>(n));
     // Short: the buffer was full, so this is no hot path to read the clock on.
@@ -245,32 +244,45 @@ bool send_all(int fd, std::string_view data, Clock::time_point give_up_after) {
   return true;
 }
 
-void close_gracefully(int fd, Clock::time_point until, std::size_t max_bytes) {
+GracefulClose::GracefulClose(int fd, Clock::time_point until, std::size_t max_bytes)
+    : fd_(fd), until_(until), max_bytes_(max_bytes), last_input_(Clock::now()) {
+  ::shutdown(fd, SHUT_WR);
+}
+
+std::optional<Clock::duration> GracefulClose::discard() {
   // How long the peer must have sent nothing before we take it to be done.
   constexpr std::chrono::milliseconds kQuiet{20};
-  ::shutdown(fd, SHUT_WR);
   char scratch[4096];
-  std::size_t discarded = 0;
-  Clock::time_point last_input = Clock::now();
-  while (discarded < max_bytes) {
+  while (discarded_ < max_bytes_) {
     // What is already queued is read at once; only then is there any waiting.
-    const ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+    const ssize_t n = ::recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
     if (n > 0) {
-      discarded += static_cast<std::size_t>(n);
-      last_input = Clock::now();
-      if (last_input >= until) return;  // a client sending without pause does not hold us past `until`
+      discarded_ += static_cast<std::size_t>(n);
+      last_input_ = Clock::now();
+      if (last_input_ >= until_) return std::nullopt;  // a client sending without pause does not hold us past `until`
       continue;
     }
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return std::nullopt;
     const Clock::time_point now = Clock::now();
-    const bool quiet = now - last_input >= kQuiet;
-    if ((quiet && bytes_unacknowledged(fd) == 0) || now >= until) return;
-    const auto wait = std::min<Clock::duration>({until - now, quiet ? kQuiet : kQuiet - (now - last_input)});
+    const bool quiet = now - last_input_ >= kQuiet;
+    if ((quiet && bytes_unacknowledged(fd_) == 0) || now >= until_) return std::nullopt;
+    return std::min<Clock::duration>({until_ - now, quiet ? Clock::duration(kQuiet) : kQuiet - (now - last_input_)});
+  }
+  return std::nullopt;
+}
+
+void close_gracefully(int fd, Clock::time_point until, std::size_t max_bytes) {
+  GracefulClose close(fd, until, max_bytes);
+  while (const std::optional<Clock::duration> wait = close.discard()) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count())) < 0 &&
+    if (::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(*wait).count())) < 0 &&
         errno != EINTR)
       return;
   }
+}
+
+bool is_resource_shortage(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
 
 std::size_t bytes_waiting(int fd) {

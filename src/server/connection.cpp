@@ -36,6 +36,13 @@ std::string_view to_string(ConnectionResult::End end) {
   return "?";
 }
 
+CloseLimits goodbye_close_limits(ConnectionResult::End how, const StopState* stop) {
+  // However much the client still sends: only time bounds a stop.
+  if (how == ConnectionResult::End::stopped) return {stop->close_by(), std::numeric_limits<std::size_t>::max()};
+  const Clock::time_point soon = Clock::now() + kDiscardTime;
+  return {stop != nullptr && stop->stopping() ? std::min(soon, stop->close_by()) : soon, kDiscardBytes};
+}
+
 namespace {
 
 // One connection's receive / send loop over its session, and how it ends.
@@ -141,14 +148,8 @@ class ConnectionLoop {
     if (!session_.room_for_last_line() && !flush(Clock::now())) return result_;
     say();
     if (!flush(Clock::now())) return result_;
-    if (how == End::stopped) {
-      // However much the client still sends: only time bounds a stop.
-      close_gracefully(fd_, stop_->close_by(), std::numeric_limits<std::size_t>::max());
-    } else {
-      const Clock::time_point soon = Clock::now() + kDiscardTime;
-      close_gracefully(fd_, stop_ != nullptr && stop_->stopping() ? std::min(soon, stop_->close_by()) : soon,
-                       kDiscardBytes);
-    }
+    const CloseLimits limits = goodbye_close_limits(how, stop_);
+    close_gracefully(fd_, limits.until, limits.max_bytes);
     return result_;
   }
   ConnectionResult say_stopping() {

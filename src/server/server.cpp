@@ -2,6 +2,7 @@
 // connection threads (parked and reused), and turning clients away.
 #include "fib/server/server.h"
 
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,15 +20,11 @@
 #include "fib/core/clock.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/connection.h"
+#include "event_loops.h"
 
 namespace fib {
 
 namespace {
-
-// Out of descriptors or memory, accept fails again at once: wait, doubling
-// the pause up to a limit, as Go's net/http does, instead of spinning.
-constexpr std::chrono::milliseconds kAcceptBackoffFirst{5};
-constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 
 // What the client already sent and a refusal reads before closing, at most.
 constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
@@ -36,13 +33,22 @@ constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
 // log files.
 constexpr std::uint64_t kReservedDescriptors = 16;
 
-bool is_resource_shortage(int error) {
-  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}  // namespace
+
+std::string_view to_string(Mode mode) {
+  switch (mode) {
+    case Mode::thread: return "thread";
+    case Mode::sequential: return "sequential";
+    case Mode::coroutine: return "coroutine";
+  }
+  return "?";
 }
 
-std::string_view to_string(Mode mode) { return mode == Mode::thread ? "thread" : "sequential"; }
-
-}  // namespace
+unsigned usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(std::max(1, CPU_COUNT(&set)));
+  return std::max(1U, std::thread::hardware_concurrency());
+}
 
 unsigned default_max_connections() {
   const std::uint64_t limit = descriptor_limit();
@@ -65,7 +71,12 @@ Server::Server(const ServerConfig& config)
     set_send_timeout(listener_.get(), config_.idle_timeout);
   }
   parked_.reserve(kMaxParkedThreads);  // parking never allocates, even out of memory
-  install_thread_wake();
+  if (config_.mode == Mode::coroutine) {
+    loops_ = std::make_unique<EventLoops>(*this, listener_.get(), config_.threads != 0 ? config_.threads : usable_cpus(),
+                                          config_.workers != 0 ? config_.workers : usable_cpus());
+  } else {
+    install_thread_wake();
+  }
 }
 
 // Only a failing mutex could throw here, and then ending the process is all
@@ -76,14 +87,20 @@ Server::~Server() {  // NOLINT(bugprone-exception-escape)
 }
 
 void Server::run() {
-  spdlog::info("listening on {} ({} mode, {} fib, n up to {}, at most {} connections)", local_.to_string(),
-               to_string(config_.mode), fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_);
+  const std::string loops =
+      loops_ ? fmt::format(", {} event loops, {} workers", loops_->threads(), loops_->workers()) : std::string();
+  spdlog::info("listening on {} ({} mode{}, {} fib, n up to {}, at most {} connections)", local_.to_string(),
+               to_string(config_.mode), loops, fib::to_string(handler_.algorithm()), handler_.max_n(),
+               max_connections_);
   // Enforces a stop's timeout (in sequential mode the accept loop itself is
   // busy serving) and logs the statistics.
   std::jthread supervisor([this] { supervise(); });
   if (config_.mode == Mode::sequential) accept_thread_wake();  // this thread serves the connections
   try {
-    accept_loop();
+    if (loops_)
+      loops_->run();
+    else
+      accept_loop();
   } catch (...) {
     stop();  // whatever failed, no connection thread outlives run()
     finish();
@@ -115,6 +132,11 @@ ServerStats Server::stats() {
   totals.open = live_.size();
   totals.requests = closed_requests_;
   totals.errors = closed_errors_;
+  if (loops_) {
+    totals.open += loops_->open();
+    totals.requests += loops_->requests();
+    totals.errors += loops_->errors();
+  }
   for (const Live& live : live_) {
     totals.requests += live.counters.requests.load(std::memory_order_relaxed);
     totals.errors += live.counters.errors.load(std::memory_order_relaxed);
@@ -143,8 +165,7 @@ void Server::accept_loop() {
           if (stopping_) return;
         }
         if (is_resource_shortage(error)) {
-          if (backoff.count() == 0)
-            spdlog::warn("accept: {}; pausing accepts until resources free up", strerror(error));
+          if (backoff.count() == 0) log_accept_paused(error);
           if (!pause()) return;
         } else if (error == EBADF || error == ENOTSOCK || error == EINVAL || error == EFAULT) {
           throw std::system_error(error, std::generic_category(), "accept");  // the listener itself is broken
@@ -251,7 +272,14 @@ void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
 void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
-  const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters});
+  log_closed(name, serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters}));
+}
+
+void Server::log_accept_paused(int error) {
+  spdlog::warn("accept: {}; pausing accepts until resources free up", strerror(error));
+}
+
+void Server::log_closed(const std::string& name, const ConnectionResult& result) {
   if (result.end == ConnectionResult::End::failed && result.error != 0) {
     spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
                  std::generic_category().message(result.error));

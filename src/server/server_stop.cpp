@@ -9,6 +9,7 @@
 #include "fib/core/request_handler.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/server.h"
+#include "event_loops.h"
 
 namespace fib {
 
@@ -26,6 +27,10 @@ constexpr std::chrono::milliseconds kWakeRepeatAfterTimeout{1000};
 
 }  // namespace
 
+// Thread connections end under the lock and signal changed_; the event
+// loops' count is read as it is, so a wait on it is a timed one.
+bool Server::all_closed() const { return live_.empty() && (!loops_ || loops_->open() == 0); }
+
 void Server::stop() {
   std::lock_guard lock(mutex_);
   if (stopping_) return;
@@ -36,6 +41,7 @@ void Server::stop() {
     tell_backlog_stopping();
     ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
   }
+  if (loops_) loops_->stop();
   changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
   for (ConnectionThread* worker : parked_) worker->wake.notify_one();  // parked threads retire
 }
@@ -93,13 +99,14 @@ void Server::supervise() {
   std::chrono::milliseconds pause = kWakeRepeatFirst;
   bool abandoned = false;
   wake_all();
-  while (!live_.empty()) {
+  while (!all_closed()) {
     const Clock::time_point next = Clock::now() + pause;
-    changed_.wait_until(lock, abandoned ? next : std::min(next, stop_deadline_), [this] { return live_.empty(); });
-    if (live_.empty()) break;
+    changed_.wait_until(lock, abandoned ? next : std::min(next, stop_deadline_), [this] { return all_closed(); });
+    if (all_closed()) break;
     if (!abandoned && Clock::now() >= stop_deadline_) {
       abandoned = true;
       stop_.abandon();
+      if (loops_) loops_->abandon();
       for (const Live& live : live_) {
         try {  // a send in progress starts again under this timeout when the signal below interrupts it
           set_send_timeout(live.fd, kStopGrace);

@@ -56,6 +56,10 @@ class ReplyBuffer {
 inline constexpr std::string_view kStoppingReply = "error: server stopping\n";
 inline constexpr std::string_view kStoppingLine = kStoppingReply.substr(0, kStoppingReply.size() - 1);
 
+// Recursive fib from this n on costs about a millisecond or more: a slow
+// request (RequestHandler::slow).
+inline constexpr unsigned kSlowRecursiveN = 30;
+
 // Stateless and thread-safe: one handler serves every connection.
 class RequestHandler {
  public:

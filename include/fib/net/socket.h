@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -87,6 +88,27 @@ bool send_all(int fd, std::string_view data, Clock::time_point give_up_after = C
 // read: closing with unread input sends RST, and so does input arriving
 // after the close.
 void close_gracefully(int fd, Clock::time_point until, std::size_t max_bytes);
+
+// close_gracefully() apart from the waiting, for callers that wait their own
+// way (an event loop): construct (ends our side), then call discard() until
+// it returns nullopt, waiting in between at most the time it returns for
+// `fd` to become readable. Never blocks.
+class GracefulClose {
+ public:
+  GracefulClose(int fd, Clock::time_point until, std::size_t max_bytes);
+  // Reads and discards what is queued; nullopt once the close may proceed.
+  std::optional<Clock::duration> discard();
+
+ private:
+  int fd_;
+  Clock::time_point until_;
+  std::size_t max_bytes_;
+  std::size_t discarded_ = 0;
+  Clock::time_point last_input_;
+};
+
+// Out of descriptors or memory: accepting again at once fails again.
+bool is_resource_shortage(int error);
 
 // Bytes received and not yet read.
 std::size_t bytes_waiting(int fd);

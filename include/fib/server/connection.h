@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -79,6 +80,16 @@ struct ConnectionPolicy {
   std::chrono::milliseconds idle_timeout{0};
   ConnectionCounters* counters = nullptr;  // none: not published
 };
+
+// How long, and how many bytes, the graceful close after a connection's
+// last line (ending `how`) keeps reading and discarding at most, so that
+// closing with unread input does not reset the connection before the client
+// has read its replies. A stop lingers until StopState::close_by().
+struct CloseLimits {
+  Clock::time_point until;
+  std::size_t max_bytes;
+};
+CloseLimits goodbye_close_limits(ConnectionResult::End how, const StopState* stop);
 
 // Serves `fd` until the client closes its side, the connection fails, a line
 // is too long, it idles or stalls past the idle timeout, or the server stops.

@@ -1,8 +1,9 @@
 // The server: an accept loop that hands each connection to a thread of its
 // own (a parked one when there is one; in sequential mode it serves the
-// connection itself before accepting the next), a registry of live
-// connections so that a stop can close them and join every thread, and a
-// supervisor thread that bounds a stop and logs statistics.
+// connection itself before accepting the next; in coroutine mode event
+// loops accept and serve instead, see src/server/event_loops.h), a registry
+// of live connections so that a stop can close them and join every thread,
+// and a supervisor thread that bounds a stop and logs statistics.
 #pragma once
 
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,7 +32,10 @@ namespace fib {
 enum class Mode {
   thread,      // a std::thread per live connection, as the Go server has a goroutine
   sequential,  // one connection at a time, in the accept loop: the synchronous server
+  coroutine,   // a C++20 coroutine per connection on event loops, slow requests on workers
 };
+
+std::string_view to_string(Mode mode);
 
 struct ServerConfig {
   HostPort address{"127.0.0.1", 25000};
@@ -48,6 +53,10 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout{300'000};
   // Log a statistics line this often, and once at shutdown; 0: never.
   std::chrono::milliseconds stats_interval{0};
+  // Coroutine mode: event-loop threads, and worker threads for slow
+  // requests. 0: usable_cpus().
+  unsigned threads = 0;
+  unsigned workers = 0;
 };
 
 // The server's running totals.
@@ -62,6 +71,10 @@ struct ServerStats {
 // The descriptor limit in effect, less a reserve for the listener, logging
 // and the like.
 unsigned default_max_connections();
+// The CPUs this process may run on.
+unsigned usable_cpus();
+
+class EventLoops;
 
 class Server {
  public:
@@ -87,6 +100,11 @@ class Server {
   // What a stop allows past its timeout: for a send in progress, and for a
   // connection's last line and graceful close.
   static constexpr std::chrono::milliseconds kStopGrace{100};
+  // Out of descriptors or memory, accept fails again at once: the accept
+  // loop waits, doubling the pause up to a limit, as Go's net/http does,
+  // instead of spinning.
+  static constexpr std::chrono::milliseconds kAcceptBackoffFirst{5};
+  static constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 
   // Thread-safe and idempotent; may be called before or during run(). Not
   // async-signal-safe: call it from a thread, not a signal handler.
@@ -97,6 +115,7 @@ class Server {
   ServerStats stats();
 
  private:
+  friend class EventLoops;  // coroutine mode
   // A live connection: the thread serving it (which a stop wakes with a
   // signal) and its descriptor (whose send timeout a stop shortens).
   struct Live {
@@ -138,7 +157,11 @@ class Server {
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
   void serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters);
+  static void log_closed(const std::string& name, const ConnectionResult& result);
+  static void log_accept_paused(int error);
   void drain();
+  // No connection is open in any mode.
+  bool all_closed() const;
 
   ServerConfig config_;
   RequestHandler handler_;
@@ -146,6 +169,7 @@ class Server {
   Endpoint local_;
   Fd listener_;
   StopState stop_;  // how connections learn of a stop
+  std::unique_ptr<EventLoops> loops_;  // coroutine mode
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
   // Signalled by stop(), and while stopping by every connection or thread

@@ -1,0 +1,242 @@
+// Coroutine mode: the event loops, their acceptors and sweepers, and the
+// worker pool for slow requests.
+#include "event_loops.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "fib/server/server.h"
+
+namespace fib {
+
+namespace {
+
+using namespace std::chrono_literals;
+using asio::awaitable;
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Workers run below the loops (SCHED_BATCH, and this much nicer), so that
+// fast requests never queue for the CPU behind slow ones.
+constexpr int kWorkerNice = 10;
+
+// How often the sweeper looks for connections past their deadline: a tenth
+// twentieth of the idle timeout (kept between these bounds), and often while
+// stopping.
+constexpr Clock::duration kSweepMin = 5ms;
+constexpr Clock::duration kSweepMax = 250ms;
+constexpr Clock::duration kSweepStopping = 5ms;
+
+void lower_priority() {
+  sched_param param{};
+  ::sched_setscheduler(0, SCHED_BATCH, &param);  // this thread only, on Linux
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
+}
+
+Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
+  Endpoint to;
+  to.length = static_cast<socklen_t>(std::min<std::size_t>(from.size(), sizeof to.storage));
+  std::memcpy(&to.storage, from.data(), to.length);
+  return to;
+}
+
+void add(std::atomic<std::uint64_t>& total, std::int64_t n) {  // the loop's thread is the only writer
+  total.store(total.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+EventLoops::EventLoops(Server& server, int listener, unsigned threads, unsigned workers)
+    : server_(server), workers_(static_cast<int>(workers)), worker_count_(workers) {
+  const auto protocol =
+      server.local_endpoint().storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+  for (unsigned i = 0; i < threads; ++i) {
+    auto loop = std::make_unique<EventLoop>();
+    // Every loop waits on the one listening socket; whichever is free takes
+    // the next connection, and keeps it.
+    Fd copy(::fcntl(listener, F_DUPFD_CLOEXEC, 0));
+    if (!copy) throw std::system_error(errno, std::generic_category(), "dup listener");
+    loop->acceptor.emplace(loop->io, protocol, copy.get());
+    copy.release();
+    loops_.push_back(std::move(loop));
+  }
+}
+
+EventLoops::~EventLoops() = default;
+
+void EventLoops::run() {
+  auto keep_workers = asio::make_work_guard(workers_);
+  std::vector<std::thread> workers, loops;
+  bool started = true;
+  try {
+    for (unsigned i = 0; i < worker_count_; ++i) {
+      workers.emplace_back([this] {
+        lower_priority();
+        workers_.run();
+      });
+    }
+    for (std::size_t i = 1; i < loops_.size(); ++i) loops.emplace_back([this, i] { run_loop(*loops_[i]); });
+  } catch (...) {
+    started = false;
+    fail(std::current_exception());  // stops the server: the loops started end
+  }
+  if (started) run_loop(*loops_[0]);
+  for (std::thread& loop : loops) loop.join();
+  keep_workers.reset();
+  for (std::thread& worker : workers) worker.join();
+  if (failure_) std::rethrow_exception(failure_);
+}
+
+void EventLoops::run_loop(EventLoop& loop) {
+  const auto on_failure = [this](const std::exception_ptr& error) {
+    if (error) fail(error);
+  };
+  asio::co_spawn(loop.io, accept(loop), on_failure);
+  asio::co_spawn(loop.io, sweep(loop), on_failure);
+  for (;;) {
+    try {
+      loop.io.run();
+      return;
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+}
+
+void EventLoops::fail(std::exception_ptr error) {
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (!failure_) failure_ = std::move(error);
+  }
+  server_.stop();
+}
+
+void EventLoops::stop() {
+  for (const auto& loop : loops_) {
+    asio::post(loop->io, [&loop = *loop] {
+      asio::error_code ignored;
+      if (loop.acceptor) loop.acceptor->close(ignored);
+      for (Watch& watch : loop.watches)
+        if (watch.waiting == Watch::Waiting::receive) watch.socket->cancel(ignored);
+      if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
+    });
+  }
+}
+
+void EventLoops::abandon() {
+  for (const auto& loop : loops_) {
+    asio::post(loop->io, [&loop = *loop] {
+      loop.send_limit = Clock::now() + Server::kStopGrace;
+      if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
+    });
+  }
+}
+
+std::uint64_t EventLoops::open() const { return open_.load(std::memory_order_relaxed); }
+
+std::uint64_t EventLoops::requests() const {
+  std::uint64_t total = 0;
+  for (const auto& loop : loops_) total += loop->totals.requests.load(std::memory_order_relaxed);
+  return total;
+}
+
+std::uint64_t EventLoops::errors() const {
+  std::uint64_t total = 0;
+  for (const auto& loop : loops_) total += loop->totals.errors.load(std::memory_order_relaxed);
+  return total;
+}
+
+awaitable<void> EventLoops::accept(EventLoop& loop) {
+  std::chrono::milliseconds backoff{0};
+  asio::steady_timer pause(loop.io);
+  asio::ip::tcp::endpoint peer;
+  while (!server_.stop_.stopping()) {
+    auto [error, socket] = co_await loop.acceptor->async_accept(peer, kNoThrow);
+    if (error) {
+      if (server_.stop_.stopping()) break;
+      if (is_resource_shortage(error.value())) {
+        // Out of descriptors or memory: pause, as the thread mode does.
+        if (backoff.count() == 0) Server::log_accept_paused(error.value());
+        backoff = std::clamp(backoff * 2, Server::kAcceptBackoffFirst, Server::kAcceptBackoffMax);
+        pause.expires_after(backoff);
+        co_await pause.async_wait(kNoThrow);
+        continue;
+      }
+      if (error == asio::error::bad_descriptor || error == asio::error::invalid_argument ||
+          error == asio::error::not_socket || error == asio::error::operation_aborted)
+        throw std::system_error(error.value(), std::generic_category(), "accept");  // the listener itself is broken
+      continue;  // a client gone before we took it: the next one is fine
+    }
+    backoff = std::chrono::milliseconds{0};
+    server_.accepted_.fetch_add(1, std::memory_order_relaxed);
+    const Endpoint from = to_endpoint(peer);
+    if (open_.fetch_add(1, std::memory_order_relaxed) >= server_.max_connections_) {
+      open_.fetch_sub(1, std::memory_order_relaxed);
+      server_.refuse(Fd(socket.release()), from);
+      continue;
+    }
+    add(loop.open, 1);
+    asio::co_spawn(loop.io, serve(loop, std::move(socket), from), asio::detached);
+  }
+  asio::error_code ignored;
+  loop.acceptor->close(ignored);
+}
+
+awaitable<void> EventLoops::serve(EventLoop& loop, asio::ip::tcp::socket socket, Endpoint peer) {
+  try {
+    const std::string name = peer.to_string();
+    spdlog::info("connection from {} opened", name);
+    socket.non_blocking(true);  // replies go out with a plain send, without suspending
+    const ConnectionPolicy policy{&server_.stop_, server_.config_.idle_timeout, nullptr};
+    const ConnectionResult result =
+        co_await serve_connection_async(socket, loop, server_.handler_, policy, workers_.get_executor());
+    Server::log_closed(name, result);
+  } catch (...) {
+    // Out of memory even for a log line: nothing more to say. The
+    // connection still ends, and is counted out, below.
+  }
+  asio::error_code ignored;
+  socket.close(ignored);
+  open_.fetch_sub(1, std::memory_order_relaxed);
+  add(loop.open, -1);
+}
+
+awaitable<void> EventLoops::sweep(EventLoop& loop) {
+  asio::steady_timer timer(loop.io);
+  loop.sweep_timer = &timer;
+  const std::chrono::milliseconds idle = server_.config_.idle_timeout;
+  const Clock::duration tick = idle.count() > 0 ? std::clamp<Clock::duration>(idle / 20, kSweepMin, kSweepMax) : kSweepMax;
+  for (;;) {
+    const bool stopping = server_.stop_.stopping();
+    if (stopping && loop.open.load(std::memory_order_relaxed) == 0 && !loop.acceptor->is_open()) break;
+    timer.expires_after(stopping ? kSweepStopping : tick);
+    co_await timer.async_wait(kNoThrow);
+    const Clock::time_point now = Clock::now();
+    for (Watch& watch : loop.watches) {
+      if (watch.waiting == Watch::Waiting::nothing || watch.expired) continue;
+      const Clock::time_point deadline =
+          watch.waiting == Watch::Waiting::send ? std::min(watch.deadline, loop.send_limit) : watch.deadline;
+      if (now < deadline) continue;
+      watch.expired = true;
+      asio::error_code ignored;
+      watch.socket->cancel(ignored);
+    }
+  }
+  loop.sweep_timer = nullptr;
+}
+
+}  // namespace fib

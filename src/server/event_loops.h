@@ -1,0 +1,101 @@
+// Coroutine mode: `--threads` event loops, each an asio::io_context run by a
+// thread of its own that accepts connections and serves each as a C++20
+// coroutine over the same Session as the thread mode, and a pool of
+// `--workers` threads, at a lower priority, that computes the slow requests.
+// Everything a loop owns is touched by its thread only, apart from the
+// atomic totals that statistics read.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "fib/core/clock.h"
+#include "fib/core/request_handler.h"
+#include "fib/net/socket.h"
+#include "fib/server/connection.h"
+
+namespace fib {
+
+class Server;
+
+// A connection as its loop's sweeper sees it: what it waits on the client
+// for, and until when. The sweeper cancels a wait past its deadline (idle,
+// or the client stopped reading); a stop cancels every receive.
+struct Watch {
+  enum class Waiting { nothing, receive, send };
+  asio::ip::tcp::socket* socket;
+  Waiting waiting = Waiting::nothing;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool expired = false;  // the sweeper cancelled the wait
+};
+
+struct EventLoop {
+  asio::io_context io{1};
+  std::optional<asio::ip::tcp::acceptor> acceptor;
+  std::list<Watch> watches;  // one per connection of this loop
+  asio::steady_timer* sweep_timer = nullptr;
+  // Past a stop's timeout: when sends in progress are given up.
+  Clock::time_point send_limit = Clock::time_point::max();
+  ConnectionCounters totals;  // replies sent by this loop's connections, closed ones included
+  alignas(64) std::atomic<std::uint64_t> open{0};
+};
+
+class EventLoops {
+ public:
+  // Opens an acceptor per loop on (a duplicate of) the server's listener.
+  EventLoops(Server& server, int listener, unsigned threads, unsigned workers);
+  ~EventLoops();
+  EventLoops(const EventLoops&) = delete;
+  EventLoops& operator=(const EventLoops&) = delete;
+
+  // Runs every loop and the workers until a stop has closed every
+  // connection; rethrows what broke a loop (a broken listener).
+  void run();
+  // From any thread: close the acceptors, cancel every receive.
+  void stop();
+  // From any thread, after stop(): sends in progress get kStopGrace more.
+  void abandon();
+
+  std::uint64_t open() const;
+  std::uint64_t requests() const;
+  std::uint64_t errors() const;
+  unsigned threads() const { return static_cast<unsigned>(loops_.size()); }
+  unsigned workers() const { return worker_count_; }
+
+ private:
+  asio::awaitable<void> accept(EventLoop& loop);
+  asio::awaitable<void> serve(EventLoop& loop, asio::ip::tcp::socket socket, Endpoint peer);
+  asio::awaitable<void> sweep(EventLoop& loop);
+  void run_loop(EventLoop& loop);
+  void fail(std::exception_ptr error);
+
+  Server& server_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  asio::io_context workers_;
+  unsigned worker_count_;
+  std::atomic<std::uint64_t> open_{0};  // connections open in every loop: --max-connections
+  std::mutex failure_mutex_;
+  std::exception_ptr failure_;
+};
+
+// The awaitable counterpart of serve_connection(): the same rules and
+// results, one coroutine per connection on `loop`'s thread, with slow
+// requests computed on `workers`. Adds the replies it sends to
+// loop.totals (policy.counters is not used). Never throws for what a client
+// does; does not close the socket.
+asio::awaitable<ConnectionResult> serve_connection_async(asio::ip::tcp::socket& socket, EventLoop& loop,
+                                                         const RequestHandler& handler,
+                                                         const ConnectionPolicy& policy,
+                                                         asio::io_context::executor_type workers);
+
+}  // namespace fib
