@@ -14,13 +14,16 @@
 #include <gtest/gtest.h>
 
 #include "fib/core/fib.h"
+#include "modes.h"
 #include "test_client.h"
 
 namespace fib::testing {
 namespace {
 
-TEST(Hardening, ClientOverTheConnectionLimitIsToldAndClosed) {
-  RunningServer running({.max_connections = 3});
+class HardeningTest : public ModeTest {};
+
+TEST_P(HardeningTest, ClientOverTheConnectionLimitIsToldAndClosed) {
+  RunningServer running(in_mode({.max_connections = 3}));
   std::vector<std::unique_ptr<Client>> served;
   for (int i = 0; i < 3; ++i) {
     served.push_back(std::make_unique<Client>(running.port()));
@@ -52,8 +55,8 @@ TEST(Hardening, ClientOverTheConnectionLimitIsToldAndClosed) {
   }
 }
 
-TEST(Hardening, IdleConnectionIsToldAndClosedAfterTheIdleTimeout) {
-  RunningServer running({.idle_timeout = 300ms});
+TEST_P(HardeningTest, IdleConnectionIsToldAndClosedAfterTheIdleTimeout) {
+  RunningServer running(in_mode({.idle_timeout = 300ms}));
   Client idle(running.port());
   idle.send("1\n");
   ASSERT_EQ(idle.read_line(), "1");
@@ -68,8 +71,8 @@ TEST(Hardening, IdleConnectionIsToldAndClosedAfterTheIdleTimeout) {
 // Error replies are not requests served: a client whose every request is an
 // error, one byte or one line at a time, is closed by the idle timeout like
 // a silent one, after a last line saying why.
-void expect_junk_is_closed_by_the_idle_timeout(std::string junk) {
-  RunningServer running({.idle_timeout = 500ms});
+void expect_junk_is_closed_by_the_idle_timeout(Mode mode, std::string junk) {
+  RunningServer running({.mode = mode, .idle_timeout = 500ms});
   Client client(running.port());
   std::atomic<bool> done{false};
   const auto started = std::chrono::steady_clock::now();
@@ -91,14 +94,16 @@ void expect_junk_is_closed_by_the_idle_timeout(std::string junk) {
   EXPECT_LT(took, 2s);
 }
 
-TEST(Hardening, OneJunkByteAtATimeIsClosedByTheIdleTimeout) { expect_junk_is_closed_by_the_idle_timeout("x"); }
-
-TEST(Hardening, ClientSendingOnlyBadLinesIsClosedByTheIdleTimeout) {
-  expect_junk_is_closed_by_the_idle_timeout("abc\n");
+TEST_P(HardeningTest, OneJunkByteAtATimeIsClosedByTheIdleTimeout) {
+  expect_junk_is_closed_by_the_idle_timeout(mode(), "x");
 }
 
-TEST(Hardening, IdleTimeoutCountsFromTheLastValidRequest) {
-  RunningServer running({.idle_timeout = 1s});
+TEST_P(HardeningTest, ClientSendingOnlyBadLinesIsClosedByTheIdleTimeout) {
+  expect_junk_is_closed_by_the_idle_timeout(mode(), "abc\n");
+}
+
+TEST_P(HardeningTest, IdleTimeoutCountsFromTheLastValidRequest) {
+  RunningServer running(in_mode({.idle_timeout = 1s}));
   Client client(running.port());
   client.send("1\n");
   ASSERT_EQ(client.read_line(), "1");
@@ -115,8 +120,8 @@ TEST(Hardening, IdleTimeoutCountsFromTheLastValidRequest) {
   EXPECT_LT(took, 1450ms);  // not a whole timeout after the error line
 }
 
-TEST(Hardening, BytesTricklingInWithoutARequestDoNotKeepAConnectionOpen) {
-  RunningServer running({.idle_timeout = 300ms});
+TEST_P(HardeningTest, BytesTricklingInWithoutARequestDoNotKeepAConnectionOpen) {
+  RunningServer running(in_mode({.idle_timeout = 300ms}));
   Client trickler(running.port());
   trickler.send("1\n");  // from here on only a newline ends a request
   ASSERT_EQ(trickler.read_line(), "1");
@@ -133,8 +138,8 @@ TEST(Hardening, BytesTricklingInWithoutARequestDoNotKeepAConnectionOpen) {
   EXPECT_TRUE(closed);
 }
 
-TEST(Hardening, SlowClientThatKeepsAskingIsNeverCut) {
-  RunningServer running({.idle_timeout = 300ms});
+TEST_P(HardeningTest, SlowClientThatKeepsAskingIsNeverCut) {
+  RunningServer running(in_mode({.idle_timeout = 300ms}));
   Client slow(running.port());
   for (int i = 0; i < 12; ++i) {  // 1.2 s in all, four idle timeouts
     slow.send("9\n");
@@ -143,8 +148,8 @@ TEST(Hardening, SlowClientThatKeepsAskingIsNeverCut) {
   }
 }
 
-TEST(Hardening, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
-  RunningServer running({.algorithm = Algorithm::iterative, .idle_timeout = 300ms});
+TEST_P(HardeningTest, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
+  RunningServer running(in_mode({.algorithm = Algorithm::iterative, .idle_timeout = 300ms}));
   Client stuck(running.port());
   // Ask for far more than the socket buffers hold, and never read.
   const std::string requests = [] {
@@ -166,8 +171,8 @@ TEST(Hardening, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
 // One idle timeout of a blocked send ends the connection: what could not be
 // sent is not tried a second time. Timed from when the server's count of
 // answers sent stops growing, which is when its send blocks.
-TEST(Hardening, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
-  RunningServer running({.algorithm = Algorithm::iterative, .idle_timeout = 1s});
+TEST_P(HardeningTest, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
+  RunningServer running(in_mode({.algorithm = Algorithm::iterative, .idle_timeout = 1s}));
   Client stuck(running.port());
   std::string requests;
   for (int i = 0; i < 1000; ++i) requests += "93\n";
@@ -195,8 +200,8 @@ TEST(Hardening, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
                           << " ms after the server's last send went through";
 }
 
-TEST(Hardening, SlowReaderGetsEveryAnswerWhole) {
-  RunningServer running({.algorithm = Algorithm::iterative});
+TEST_P(HardeningTest, SlowReaderGetsEveryAnswerWhole) {
+  RunningServer running(in_mode({.algorithm = Algorithm::iterative}));
   Client reader(running.port());
   constexpr int kRequests = 100'000;  // about 2 MB of answers: sends block and go out in parts
   std::thread writer([&] {
@@ -215,8 +220,8 @@ TEST(Hardening, SlowReaderGetsEveryAnswerWhole) {
   EXPECT_EQ(good, kRequests);
 }
 
-TEST(Hardening, GarbageFromHundredsOfConnectionsHurtsNothing) {
-  RunningServer running({.max_n = 20});
+TEST_P(HardeningTest, GarbageFromHundredsOfConnectionsHurtsNothing) {
+  RunningServer running(in_mode({.max_n = 20}));
   std::mt19937 random(7);
   for (int i = 0; i < 300; ++i) {
     Client rude(running.port());
@@ -241,6 +246,8 @@ TEST(Hardening, GarbageFromHundredsOfConnectionsHurtsNothing) {
   good.send("20\n");
   EXPECT_EQ(good.read_line(), "6765");
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, HardeningTest, concurrent_modes(), mode_name);
 
 }  // namespace
 }  // namespace fib::testing

@@ -12,10 +12,13 @@
 
 #include "child_process.h"
 #include "fib/core/fib.h"
+#include "modes.h"
 #include "test_client.h"
 
 namespace fib::testing {
 namespace {
+
+class ProgramTest : public ModeTest {};
 
 // fib_server as a child process.
 class ServerProcess : public ChildProcess {
@@ -49,8 +52,8 @@ TEST(Program, VersionIsPrinted) {
   EXPECT_EQ(version.out(), "fib_server " FIB_SERVER_VERSION "\n");
 }
 
-TEST(Program, SigtermStopsCleanlyWithClientsConnected) {
-  ServerProcess server({"127.0.0.1:0"});
+TEST_P(ProgramTest, SigtermStopsCleanlyWithClientsConnected) {
+  ServerProcess server(args({"127.0.0.1:0"}));
   const std::uint16_t port = server.wait_for_port();
   Client client(port);
   client.send("10\n");
@@ -64,8 +67,8 @@ TEST(Program, SigtermStopsCleanlyWithClientsConnected) {
   EXPECT_NE(log.find("stopped"), std::string::npos) << log;
 }
 
-TEST(Program, SigintLetsTheRequestInFlightFinish) {
-  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "120"});
+TEST_P(ProgramTest, SigintLetsTheRequestInFlightFinish) {
+  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
   Client client(server.wait_for_port());
   client.send("42\n");
   std::this_thread::sleep_for(50ms);
@@ -75,8 +78,8 @@ TEST(Program, SigintLetsTheRequestInFlightFinish) {
   EXPECT_EQ(server.wait_exit(30s), 0);
 }
 
-TEST(Program, SecondSignalExitsAtOnce) {
-  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "60"});
+TEST_P(ProgramTest, SecondSignalExitsAtOnce) {
+  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
   Client client(server.wait_for_port());
   client.send("45\n45\n45\n");  // many seconds of work
   std::this_thread::sleep_for(50ms);
@@ -103,6 +106,26 @@ TEST(Program, TimeoutsBelowAMillisecondAreRefused) {
   }
 }
 
+// --threads and --workers belong to the coroutine mode: elsewhere they are
+// refused, not ignored; there, the log says what runs.
+TEST(Program, CoroutineOptionsAreRefusedInOtherModesAndHonouredInTheirs) {
+  for (const char* mode : {"thread", "sequential"}) {
+    for (const char* option : {"--threads", "--workers"}) {
+      ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--mode", mode, option, "2"});
+      EXPECT_EQ(server.wait_exit(5s), 2) << mode << " " << option;
+      EXPECT_NE(
+          server.err().find(std::string(option) + ": only applies to --mode coroutine (the mode is " + mode + ")"),
+          std::string::npos)
+          << server.err();
+    }
+  }
+  ServerProcess server({"127.0.0.1:0", "--mode", "coroutine", "--threads", "3", "--workers", "1"});
+  Client client(server.wait_for_port());
+  client.send("30\n");
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
+  EXPECT_NE(server.log().find("(coroutine mode, 3 event loops, 1 workers,"), std::string::npos) << server.log();
+}
+
 TEST(Program, FatalErrorsAreShownWhateverTheLogLevel) {
   ServerProcess first({"127.0.0.1:0"});
   const std::string address = "127.0.0.1:" + std::to_string(first.wait_for_port());
@@ -118,9 +141,9 @@ TEST(Program, BadAddressIsAUsageError) {
   EXPECT_NE(server.log().find("bad address \"localhost\": missing ':PORT'"), std::string::npos) << server.log();
 }
 
-TEST(Program, LogLevelWarnLeavesOutConnectionLines) {
+TEST_P(ProgramTest, LogLevelWarnLeavesOutConnectionLines) {
   const std::uint16_t port = free_port();
-  ServerProcess server({"127.0.0.1:" + std::to_string(port), "--log-level", "warn"});
+  ServerProcess server(args({"127.0.0.1:" + std::to_string(port), "--log-level", "warn"}));
   std::optional<Client> client;
   for (int i = 0; i < 500 && !client; ++i) {
     try {
@@ -145,7 +168,7 @@ TEST(Program, RaisesTheSoftDescriptorLimitToTheHardOne) {
   EXPECT_NE(server.err().find("at most 184 connections"), std::string::npos) << server.err();
 }
 
-TEST(Program, OutOfDescriptorsBacksOffQuietlyAndRecovers) {
+TEST_P(ProgramTest, OutOfDescriptorsBacksOffQuietlyAndRecovers) {
 #ifdef FIB_SERVER_SANITIZED
   GTEST_SKIP() << "sanitizer runtimes need descriptors of their own to check memory, and report falsely when "
                   "there are none left; the normal build runs this test";
@@ -208,10 +231,10 @@ TEST(Program, ThreadCreationFailureIsAnErrorLineAndTheServerCarriesOn) {
   EXPECT_EQ(server.wait_exit(0ms), std::nullopt);
 }
 
-TEST(Program, RestartRightAfterAStopBindsAtOnce) {
+TEST_P(ProgramTest, RestartRightAfterAStopBindsAtOnce) {
   const std::string address = "127.0.0.1:" + std::to_string(free_port());
   for (int round = 0; round < 2; ++round) {
-    ServerProcess server({address});
+    ServerProcess server(args({address}));
     server.wait_for_port();
     for (int i = 0; i < 20; ++i) {  // connections the server closes first leave TIME_WAIT behind
       Client client(static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
@@ -223,8 +246,8 @@ TEST(Program, RestartRightAfterAStopBindsAtOnce) {
   }
 }
 
-TEST(Program, StopUnderLoadDeliversEveryAnswerInFlight) {
-  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "120"});
+TEST_P(ProgramTest, StopUnderLoadDeliversEveryAnswerInFlight) {
+  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
   const std::uint16_t port = server.wait_for_port();
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 50; ++i) {
@@ -250,8 +273,8 @@ TEST(Program, StopUnderLoadDeliversEveryAnswerInFlight) {
   EXPECT_EQ(server.wait_exit(60s), 0);
 }
 
-TEST(Program, StatisticsLinesAndTheShutdownSummary) {
-  ServerProcess server({"127.0.0.1:0", "--stats-interval", "0.2", "--max-connections", "1"});
+TEST_P(ProgramTest, StatisticsLinesAndTheShutdownSummary) {
+  ServerProcess server(args({"127.0.0.1:0", "--stats-interval", "0.2", "--max-connections", "1"}));
   const std::uint16_t port = server.wait_for_port();
   Client client(port);
   client.send("1\n2\n3\nfour\n5\n");
@@ -270,8 +293,8 @@ TEST(Program, StatisticsLinesAndTheShutdownSummary) {
       << server.log();
 }
 
-TEST(Program, ClientsThatVanishDoNotKillTheProcess) {
-  ServerProcess server({"127.0.0.1:0"});
+TEST_P(ProgramTest, ClientsThatVanishDoNotKillTheProcess) {
+  ServerProcess server(args({"127.0.0.1:0"}));
   const std::uint16_t port = server.wait_for_port();
   for (int i = 0; i < 300; ++i) {
     Client rude(port);
@@ -284,6 +307,8 @@ TEST(Program, ClientsThatVanishDoNotKillTheProcess) {
   EXPECT_EQ(polite.read_line(), std::to_string(fib_iterative(27)));
   EXPECT_EQ(server.wait_exit(0ms), std::nullopt);
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ProgramTest, concurrent_modes(), mode_name);
 
 }  // namespace
 }  // namespace fib::testing

@@ -11,15 +11,18 @@
 #include <gtest/gtest.h>
 
 #include "fib/core/fib.h"
+#include "modes.h"
 #include "test_client.h"
 
 namespace fib::testing {
 namespace {
 
+class ServerTest : public ModeTest {};
+
 std::string answer(unsigned n) { return std::to_string(fib_iterative(n)); }
 
-TEST(Server, NetcatStyleLines) {
-  RunningServer running;
+TEST_P(ServerTest, NetcatStyleLines) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("30\n");
   EXPECT_EQ(client.read_line(), "832040");
@@ -29,8 +32,8 @@ TEST(Server, NetcatStyleLines) {
   EXPECT_EQ(client.read_line(), "1");
 }
 
-TEST(Server, Perf2StyleUnterminatedRequests) {
-  RunningServer running;
+TEST_P(ServerTest, Perf2StyleUnterminatedRequests) {
+  RunningServer running(in_mode());
   Client client(running.port());
   for (int i = 0; i < 200; ++i) {
     client.send("1");
@@ -40,8 +43,8 @@ TEST(Server, Perf2StyleUnterminatedRequests) {
   EXPECT_EQ(client.read_line(), "832040");
 }
 
-TEST(Server, FiveThousandPipelinedRequestsInOneWrite) {
-  RunningServer running;
+TEST_P(ServerTest, FiveThousandPipelinedRequestsInOneWrite) {
+  RunningServer running(in_mode());
   Client client(running.port());
   std::string requests;
   for (unsigned i = 0; i < 5000; ++i) requests += std::to_string(i % 25) + "\n";
@@ -51,8 +54,8 @@ TEST(Server, FiveThousandPipelinedRequestsInOneWrite) {
   for (unsigned i = 0; i < 5000; ++i) ASSERT_EQ(lines[i], answer(i % 25)) << "answer " << i;
 }
 
-TEST(Server, ErrorLineThenTheNextRequestIsAnswered) {
-  RunningServer running;
+TEST_P(ServerTest, ErrorLineThenTheNextRequestIsAnswered) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("abc\n");
   const auto error = client.read_line();
@@ -64,22 +67,22 @@ TEST(Server, ErrorLineThenTheNextRequestIsAnswered) {
   EXPECT_EQ(client.read_line(), "5");
 }
 
-TEST(Server, MaxNAndAlgorithmAreHonoured) {
-  RunningServer running({.algorithm = Algorithm::iterative});
+TEST_P(ServerTest, MaxNAndAlgorithmAreHonoured) {
+  RunningServer running(in_mode({.algorithm = Algorithm::iterative}));
   Client client(running.port());
   client.send("93\n94\n");
   EXPECT_EQ(client.read_line(), "12200160415121876738");
   EXPECT_TRUE(client.read_line()->starts_with("error: \"94\" is too large; the largest n this server accepts is 93"));
 
-  RunningServer capped({.max_n = 10});
+  RunningServer capped(in_mode({.max_n = 10}));
   Client other(capped.port());
   other.send("10\n11\n");
   EXPECT_EQ(other.read_line(), "55");
   EXPECT_TRUE(other.read_line()->starts_with("error: \"11\" is too large"));
 }
 
-TEST(Server, HalfCloseGetsEveryAnswerThenEof) {
-  RunningServer running;
+TEST_P(ServerTest, HalfCloseGetsEveryAnswerThenEof) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("1\n2\n3\n");
   client.shutdown_write();
@@ -87,8 +90,8 @@ TEST(Server, HalfCloseGetsEveryAnswerThenEof) {
   EXPECT_TRUE(client.read_eof());
 }
 
-TEST(Server, UnterminatedRequestBeforeHalfCloseIsAnswered) {
-  RunningServer running;
+TEST_P(ServerTest, UnterminatedRequestBeforeHalfCloseIsAnswered) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("4\n10");
   client.shutdown_write();
@@ -96,8 +99,8 @@ TEST(Server, UnterminatedRequestBeforeHalfCloseIsAnswered) {
   EXPECT_TRUE(client.read_eof());
 }
 
-TEST(Server, OverLongLineGetsAnErrorAndTheConnectionIsClosed) {
-  RunningServer running;
+TEST_P(ServerTest, OverLongLineGetsAnErrorAndTheConnectionIsClosed) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("1\n" + std::string(20000, '1') + "\n");
   EXPECT_EQ(client.read_line(), "1");
@@ -111,8 +114,8 @@ TEST(Server, OverLongLineGetsAnErrorAndTheConnectionIsClosed) {
   EXPECT_EQ(next.read_line(), "8");
 }
 
-TEST(Server, LongLineArrivingInPiecesIsOneLine) {
-  RunningServer running;
+TEST_P(ServerTest, LongLineArrivingInPiecesIsOneLine) {
+  RunningServer running(in_mode());
   Client client(running.port());
   for (int i = 0; i < 50; ++i) {  // 5,000 bytes with pauses: never taken for short requests
     client.send(std::string(100, '1'));
@@ -125,8 +128,8 @@ TEST(Server, LongLineArrivingInPiecesIsOneLine) {
   EXPECT_TRUE(client.read_eof());
 }
 
-TEST(Server, PipelinedRequestsSentInPiecesAreFramedByNewlines) {
-  RunningServer running;
+TEST_P(ServerTest, PipelinedRequestsSentInPiecesAreFramedByNewlines) {
+  RunningServer running(in_mode());
   Client client(running.port());
   std::string requests;
   for (unsigned i = 0; i < 5000; ++i) requests += std::to_string(i % 25) + "\n";
@@ -141,8 +144,8 @@ TEST(Server, PipelinedRequestsSentInPiecesAreFramedByNewlines) {
   EXPECT_FALSE(client.readable_within(50ms));  // nothing extra
 }
 
-TEST(Server, AfterANewlineALineSplitOverSendsIsOneRequest) {
-  RunningServer running;
+TEST_P(ServerTest, AfterANewlineALineSplitOverSendsIsOneRequest) {
+  RunningServer running(in_mode());
   Client client(running.port());
   client.send("1\n");
   EXPECT_EQ(client.read_line(), "1");
@@ -152,8 +155,8 @@ TEST(Server, AfterANewlineALineSplitOverSendsIsOneRequest) {
   EXPECT_EQ(client.read_line(), "832040");
 }
 
-TEST(Server, ManyConcurrentClientsGetCorrectAnswers) {
-  RunningServer running;
+TEST_P(ServerTest, ManyConcurrentClientsGetCorrectAnswers) {
+  RunningServer running(in_mode());
   constexpr int kClients = 40;
   constexpr unsigned kRequests = 200;
   std::atomic<int> wrong{0};
@@ -176,8 +179,8 @@ TEST(Server, ManyConcurrentClientsGetCorrectAnswers) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
-TEST(Server, SlowRequestDoesNotDelayAnotherConnectionInThreadMode) {
-  RunningServer running;
+TEST_P(ServerTest, SlowRequestDoesNotDelayAnotherConnection) {
+  RunningServer running(in_mode());
   Client slow(running.port());
   Client fast(running.port());
   slow.send("1\n");
@@ -204,8 +207,8 @@ TEST(Server, SequentialModeServesOneConnectionAtATime) {
   EXPECT_EQ(second.read_line(), "1");
 }
 
-TEST(Server, ClientsThatResetBeforeReadingDoNotHurtTheServer) {
-  RunningServer running;
+TEST_P(ServerTest, ClientsThatResetBeforeReadingDoNotHurtTheServer) {
+  RunningServer running(in_mode());
   for (int i = 0; i < 200; ++i) {
     Client rude(running.port());
     rude.send("25\n25\n25\n");
@@ -217,8 +220,8 @@ TEST(Server, ClientsThatResetBeforeReadingDoNotHurtTheServer) {
   EXPECT_EQ(polite.read_line(), answer(25));
 }
 
-TEST(Server, StopAnswersRequestsInFlightClosesIdleConnectionsAndJoins) {
-  RunningServer running({.shutdown_timeout = 120s});
+TEST_P(ServerTest, StopAnswersRequestsInFlightClosesIdleConnectionsAndJoins) {
+  RunningServer running(in_mode({.shutdown_timeout = 120s}));
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 10; ++i) {
     idle.push_back(std::make_unique<Client>(running.port()));
@@ -255,7 +258,7 @@ void expect_stop_is_bounded(Mode mode) {
   EXPECT_TRUE(client.read_eof(0ms));
 }
 
-TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInThreadMode) { expect_stop_is_bounded(Mode::thread); }
+TEST_P(ServerTest, StopGivesUpRequestsNotAnsweredByTheTimeout) { expect_stop_is_bounded(mode()); }
 
 TEST(Server, StopGivesUpRequestsNotAnsweredByTheTimeoutInSequentialMode) { expect_stop_is_bounded(Mode::sequential); }
 
@@ -308,11 +311,11 @@ bool host_has_ipv6_loopback() {
   }
 }
 
-TEST(Server, ListensOnIPv6LoopbackAndLocalhost) {
+TEST_P(ServerTest, ListensOnIPv6LoopbackAndLocalhost) {
   std::vector<std::pair<std::string, std::string>> cases = {{"localhost:0", "localhost"}};
   if (host_has_ipv6_loopback()) cases.emplace_back("[::1]:0", "::1");
   for (const auto& [address, host] : cases) {
-    Server server({.address = parse_host_port(address)});
+    Server server({.address = parse_host_port(address), .mode = mode()});
     std::thread runner([&] { server.run(); });
     try {
       Client client(server.local_endpoint().port(), host);
@@ -326,6 +329,8 @@ TEST(Server, ListensOnIPv6LoopbackAndLocalhost) {
   }
   if (!host_has_ipv6_loopback()) GTEST_SKIP() << "no ::1 on this host: only localhost was tested";
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ServerTest, concurrent_modes(), mode_name);
 
 }  // namespace
 }  // namespace fib::testing

@@ -23,10 +23,13 @@
 
 #include "child_process.h"
 #include "fib/core/fib.h"
+#include "modes.h"
 #include "test_client.h"
 
 namespace fib::testing {
 namespace {
+
+class StopTest : public ModeTest {};
 
 using Clock = std::chrono::steady_clock;
 
@@ -40,8 +43,8 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 // fast as it can. It must get an answer for each of the first A requests,
 // then the stopping line for the rest, then end of stream: no reset, on
 // either side, and the server counts exactly A.
-TEST(Stop, PipeliningSlowReaderGetsEveryAnswerThenTheStoppingLine) {
-  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--algorithm", "iterative", "--shutdown-timeout", "5"});
+TEST_P(StopTest, PipeliningSlowReaderGetsEveryAnswerThenTheStoppingLine) {
+  ChildProcess server(FIB_SERVER_BIN, args({"127.0.0.1:0", "--algorithm", "iterative", "--shutdown-timeout", "5"}));
   Client client(server.wait_for_listening_port());
   set_timeouts(client.fd(), 20s);  // a hung server fails the test instead of hanging it
   // Small buffers on the client's side, so that the writer is still writing
@@ -120,8 +123,8 @@ TEST(Stop, PipeliningSlowReaderGetsEveryAnswerThenTheStoppingLine) {
 // 40 connections each running fib(45), the most expensive request allowed,
 // with two more queued behind it: a stop with a 1 s timeout ends within the
 // timeout plus a small margin, and every client gets the stopping line.
-TEST(Stop, ManySlowRequestsStopWithinTheTimeout) {
-  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--shutdown-timeout", "1"});
+TEST_P(StopTest, ManySlowRequestsStopWithinTheTimeout) {
+  ChildProcess server(FIB_SERVER_BIN, args({"127.0.0.1:0", "--shutdown-timeout", "1"}));
   const std::uint16_t port = server.wait_for_listening_port();
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 40; ++i) {
@@ -148,8 +151,8 @@ TEST(Stop, ManySlowRequestsStopWithinTheTimeout) {
 
 // A client that asks for far more than the socket buffers hold and never
 // reads: the stop still ends within the timeout plus the margin.
-TEST(Stop, ClientThatNeverReadsDoesNotHoldUpTheStop) {
-  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--algorithm", "iterative", "--shutdown-timeout", "1"});
+TEST_P(StopTest, ClientThatNeverReadsDoesNotHoldUpTheStop) {
+  ChildProcess server(FIB_SERVER_BIN, args({"127.0.0.1:0", "--algorithm", "iterative", "--shutdown-timeout", "1"}));
   Client stuck(server.wait_for_listening_port());
   std::string requests;
   for (int i = 0; i < 1000; ++i) requests += "93\n";
@@ -209,8 +212,8 @@ void serve_past_a_full_pipe(StalledLogServer& server) {
   EXPECT_GE(server.unread(), 60'000u);  // the pipe is full: the log has stalled
 }
 
-TEST(Stop, StalledStderrStopsNeitherServingNorTheStop) {
-  StalledLogServer server({"127.0.0.1:0", "--stats-interval", "0.05"});
+TEST_P(StopTest, StalledStderrStopsNeitherServingNorTheStop) {
+  StalledLogServer server(args({"127.0.0.1:0", "--stats-interval", "0.05"}));
   serve_past_a_full_pipe(server);
   Client idle(server.port());
   idle.send("2\n");
@@ -225,8 +228,8 @@ TEST(Stop, StalledStderrStopsNeitherServingNorTheStop) {
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
-TEST(Stop, LogSaysHowManyMessagesWereDroppedOnceStderrMovesAgain) {
-  StalledLogServer server({"127.0.0.1:0"});
+TEST_P(StopTest, LogSaysHowManyMessagesWereDroppedOnceStderrMovesAgain) {
+  StalledLogServer server(args({"127.0.0.1:0"}));
   serve_past_a_full_pipe(server);
   const std::regex dropped(R"((\d+) log messages dropped)");
   std::smatch match;
@@ -273,6 +276,8 @@ TEST(Stop, SignalsAFewMillisecondsApartAreOneStop) {
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(43)));
   EXPECT_TRUE(client.read_stopping_then_eof());
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, StopTest, concurrent_modes(), mode_name);
 
 }  // namespace
 }  // namespace fib::testing

@@ -2,8 +2,8 @@
 // coroutine mode's counterpart of connection.cpp, over the same Session.
 #include "event_loops.h"
 
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -54,7 +54,8 @@ class AsyncConnection {
       // Asio tries the receive at once only when the last one filled its
       // buffer or readiness was reported since: in a closed loop a request
       // costs epoll_wait's share, one recv and one send.
-      const auto [error, received] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kNoThrow);
+      const auto [error, received] =
+          co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kNoThrow);
       const bool expired = waited();
       if (error && error != asio::error::eof) {
         // Cancelled: by the sweeper (idle) or by a stop.

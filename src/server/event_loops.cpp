@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cstring>
@@ -219,7 +219,8 @@ awaitable<void> EventLoops::sweep(EventLoop& loop) {
   asio::steady_timer timer(loop.io);
   loop.sweep_timer = &timer;
   const std::chrono::milliseconds idle = server_.config_.idle_timeout;
-  const Clock::duration tick = idle.count() > 0 ? std::clamp<Clock::duration>(idle / 20, kSweepMin, kSweepMax) : kSweepMax;
+  const Clock::duration tick =
+      idle.count() > 0 ? std::clamp<Clock::duration>(idle / 20, kSweepMin, kSweepMax) : kSweepMax;
   for (;;) {
     const bool stopping = server_.stop_.stopping();
     if (stopping && loop.open.load(std::memory_order_relaxed) == 0 && !loop.acceptor->is_open()) break;

@@ -94,8 +94,7 @@ class EventLoops {
 // loop.totals (policy.counters is not used). Never throws for what a client
 // does; does not close the socket.
 asio::awaitable<ConnectionResult> serve_connection_async(asio::ip::tcp::socket& socket, EventLoop& loop,
-                                                         const RequestHandler& handler,
-                                                         const ConnectionPolicy& policy,
+                                                         const RequestHandler& handler, const ConnectionPolicy& policy,
                                                          asio::io_context::executor_type workers);
 
 }  // namespace fib

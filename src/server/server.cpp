@@ -16,11 +16,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "event_loops.h"
 #include "fib/core/address.h"
 #include "fib/core/clock.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/connection.h"
-#include "event_loops.h"
 
 namespace fib {
 
@@ -72,8 +72,9 @@ Server::Server(const ServerConfig& config)
   }
   parked_.reserve(kMaxParkedThreads);  // parking never allocates, even out of memory
   if (config_.mode == Mode::coroutine) {
-    loops_ = std::make_unique<EventLoops>(*this, listener_.get(), config_.threads != 0 ? config_.threads : usable_cpus(),
-                                          config_.workers != 0 ? config_.workers : usable_cpus());
+    loops_ =
+        std::make_unique<EventLoops>(*this, listener_.get(), config_.threads != 0 ? config_.threads : usable_cpus(),
+                                     config_.workers != 0 ? config_.workers : usable_cpus());
   } else {
     install_thread_wake();
   }

@@ -6,10 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "event_loops.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/server.h"
-#include "event_loops.h"
 
 namespace fib {
 

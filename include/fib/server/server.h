@@ -168,7 +168,7 @@ class Server {
   unsigned max_connections_;
   Endpoint local_;
   Fd listener_;
-  StopState stop_;  // how connections learn of a stop
+  StopState stop_;                     // how connections learn of a stop
   std::unique_ptr<EventLoops> loops_;  // coroutine mode
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request

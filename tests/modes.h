@@ -1,0 +1,36 @@
+// Behaviour tests run once for every mode the behaviour holds in, under one
+// name per mode ("Modes/ServerTest.NetcatStyleLines/coroutine").
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fib/server/server.h"
+
+namespace fib::testing {
+
+class ModeTest : public ::testing::TestWithParam<Mode> {
+ protected:
+  Mode mode() const { return GetParam(); }
+  // `config` in the mode under test.
+  ServerConfig in_mode(ServerConfig config = {}) const {
+    config.mode = GetParam();
+    return config;
+  }
+  // fib_server's arguments: `args`, then the mode under test.
+  std::vector<std::string> args(std::vector<std::string> args) const {
+    args.emplace_back("--mode");
+    args.emplace_back(to_string(GetParam()));
+    return args;
+  }
+};
+
+// The modes that serve connections at the same time: every behaviour but
+// the sequential mode's one-at-a-time (covered on its own) holds in both.
+inline auto concurrent_modes() { return ::testing::Values(Mode::thread, Mode::coroutine); }
+
+inline std::string mode_name(const ::testing::TestParamInfo<Mode>& info) { return std::string(to_string(info.param)); }
+
+}  // namespace fib::testing
