@@ -61,7 +61,10 @@ void add(std::atomic<std::uint64_t>& total, std::int64_t n) {  // the loop's thr
 }  // namespace
 
 EventLoops::EventLoops(Server& server, int listener, unsigned threads, unsigned workers)
-    : server_(server), workers_(static_cast<int>(workers)), worker_count_(workers) {
+    : server_(server),
+      policy_{&server.stop_, server.config_.idle_timeout, nullptr},
+      workers_(static_cast<int>(workers)),
+      worker_count_(workers) {
   const auto protocol =
       server.local_endpoint().storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
   for (unsigned i = 0; i < threads; ++i) {
@@ -183,27 +186,26 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
     }
     backoff = std::chrono::milliseconds{0};
     server_.accepted_.fetch_add(1, std::memory_order_relaxed);
-    const Endpoint from = to_endpoint(peer);
     if (open_.fetch_add(1, std::memory_order_relaxed) >= server_.max_connections_) {
       open_.fetch_sub(1, std::memory_order_relaxed);
-      server_.refuse(Fd(socket.release()), from);
+      server_.refuse(Fd(socket.release()), to_endpoint(peer));
       continue;
     }
     add(loop.open, 1);
-    asio::co_spawn(loop.io, serve(loop, std::move(socket), from), asio::detached);
+    // The printable name only, not the address, lives as long as the
+    // connection: an idle connection should cost little memory.
+    asio::co_spawn(loop.io, serve(loop, std::move(socket), to_endpoint(peer).to_string()), asio::detached);
   }
   asio::error_code ignored;
   loop.acceptor->close(ignored);
 }
 
-awaitable<void> EventLoops::serve(EventLoop& loop, asio::ip::tcp::socket socket, Endpoint peer) {
+awaitable<void> EventLoops::serve(EventLoop& loop, asio::ip::tcp::socket socket, std::string name) {
   try {
-    const std::string name = peer.to_string();
     spdlog::info("connection from {} opened", name);
     socket.non_blocking(true);  // replies go out with a plain send, without suspending
-    const ConnectionPolicy policy{&server_.stop_, server_.config_.idle_timeout, nullptr};
     const ConnectionResult result =
-        co_await serve_connection_async(socket, loop, server_.handler_, policy, workers_.get_executor());
+        co_await serve_connection_async(socket, loop, server_.handler_, policy_, workers_.get_executor());
     Server::log_closed(name, result);
   } catch (...) {
     // Out of memory even for a log line: nothing more to say. The

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "fib/core/clock.h"
@@ -74,12 +75,13 @@ class EventLoops {
 
  private:
   asio::awaitable<void> accept(EventLoop& loop);
-  asio::awaitable<void> serve(EventLoop& loop, asio::ip::tcp::socket socket, Endpoint peer);
+  asio::awaitable<void> serve(EventLoop& loop, asio::ip::tcp::socket socket, std::string name);
   asio::awaitable<void> sweep(EventLoop& loop);
   void run_loop(EventLoop& loop);
   void fail(std::exception_ptr error);
 
   Server& server_;
+  const ConnectionPolicy policy_;  // every connection's
   std::vector<std::unique_ptr<EventLoop>> loops_;
   asio::io_context workers_;
   unsigned worker_count_;
