@@ -16,8 +16,10 @@ find_package_handle_standard_args(Asio REQUIRED_VARS Asio_INCLUDE_DIR VERSION_VA
 if(Asio_FOUND AND NOT TARGET Asio::Asio)
   add_library(Asio::Asio INTERFACE IMPORTED)
   set_target_properties(Asio::Asio PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}")
-  # Standalone, without Boost; no deprecated interfaces.
-  target_compile_definitions(Asio::Asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+  # Standalone, without Boost; no deprecated interfaces. C++20 coroutines:
+  # Asio 1.22 finds them by itself with GCC only, and looks for clang's in
+  # <experimental/coroutine>; clang 14 (and clang-tidy) has the standard ones.
+  target_compile_definitions(Asio::Asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED ASIO_HAS_CO_AWAIT=1)
   target_link_libraries(Asio::Asio INTERFACE Threads::Threads)
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)

@@ -8,6 +8,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <optional>
+#include <tuple>
 
 #include "fib/core/session.h"
 
@@ -32,7 +33,7 @@ class AsyncConnection {
   using Waiting = Watch::Waiting;
 
   AsyncConnection(asio::ip::tcp::socket& socket, EventLoop& loop, const RequestHandler& handler,
-                  const ConnectionPolicy& policy, asio::io_context::executor_type workers)
+                  const ConnectionPolicy& policy, const asio::io_context::executor_type& workers)
       : socket_(socket),
         loop_(loop),
         policy_(policy),
@@ -54,8 +55,9 @@ class AsyncConnection {
       // Asio tries the receive at once only when the last one filled its
       // buffer or readiness was reported since: in a closed loop a request
       // costs epoll_wait's share, one recv and one send.
-      const auto [error, received] =
-          co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kNoThrow);
+      asio::error_code error;
+      std::size_t received = 0;  // not a structured binding: the lambda below captures it
+      std::tie(error, received) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kNoThrow);
       const bool expired = waited();
       if (error && error != asio::error::eof) {
         // Cancelled: by the sweeper (idle) or by a stop.

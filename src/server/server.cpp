@@ -75,9 +75,9 @@ Server::Server(const ServerConfig& config)
     loops_ =
         std::make_unique<EventLoops>(*this, listener_.get(), config_.threads != 0 ? config_.threads : usable_cpus(),
                                      config_.workers != 0 ? config_.workers : usable_cpus());
-  } else {
-    install_thread_wake();
   }
+  // In every mode, so that a SIGUSR1 from outside never ends the process.
+  install_thread_wake();
 }
 
 // Only a failing mutex could throw here, and then ending the process is all
