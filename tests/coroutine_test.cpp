@@ -79,5 +79,32 @@ TEST(Coroutine, StopWhileWorkersComputeIsBoundedAndTellsEveryClient) {
   EXPECT_EQ(stats.requests, 7u);  // the fib(1)s and the fib(2): nothing given up counts
 }
 
+// A connection with nothing pending is parked after two sweeps (a tenth of
+// the idle timeout here): its coroutine and session go, its state stays. It
+// goes on where it left off: counts, the rule that after a newline a
+// partial line is not a request, the idle clock.
+TEST(Coroutine, ParkedConnectionGoesOnWhereItLeftOff) {
+  RunningServer running({.mode = Mode::coroutine, .idle_timeout = 400ms});
+  Client lines(running.port());
+  Client unterminated(running.port());
+  lines.send("1\n");
+  ASSERT_EQ(lines.read_line(), "1");
+  unterminated.send("3");
+  ASSERT_EQ(unterminated.read_line(), "2");
+  std::this_thread::sleep_for(150ms);  // both parked
+  lines.send("7");
+  EXPECT_FALSE(lines.readable_within(100ms)) << "after a newline, \"7\" is a line still arriving";
+  lines.send("\n");
+  EXPECT_EQ(lines.read_line(), "13");
+  unterminated.send("4");  // never a newline: a request of its own
+  EXPECT_EQ(unterminated.read_line(), "3");
+  EXPECT_EQ(running.server().stats().requests, 4u);
+  // Parked again, then idle: told so and closed, 400 ms after the last valid request.
+  const auto started = Clock::now();
+  EXPECT_EQ(lines.read_line(2s), "error: idle timeout: no valid request for 0.4 s; closing the connection");
+  EXPECT_TRUE(lines.read_eof());
+  EXPECT_LT(Clock::now() - started, 1s);
+}
+
 }  // namespace
 }  // namespace fib::testing

@@ -209,5 +209,54 @@ TEST(Session, DroppedOutputIsNotCounted) {
   EXPECT_EQ(d.session().requests(), 0u);
 }
 
+// At rest only once everything received is answered and sent.
+TEST(Session, AtRestOnceEverythingReceivedIsAnsweredAndSent) {
+  Driver d;
+  EXPECT_TRUE(d.session().at_rest());
+  d.receive("1\n2");  // "2" is a line still arriving
+  EXPECT_FALSE(d.session().at_rest());
+  d.send();
+  EXPECT_FALSE(d.session().at_rest());
+  d.receive("\n");
+  EXPECT_FALSE(d.session().at_rest());  // its reply is not sent yet
+  d.send();
+  EXPECT_TRUE(d.session().at_rest());
+  d.receive("");  // end of stream: the connection does not go on
+  EXPECT_FALSE(d.session().at_rest());
+}
+
+// A connection's rest taken from one session and resumed in another: the
+// counts go on, and so does the rule that once a newline was seen a partial
+// line is not a request.
+TEST(Session, RestResumedInAnotherSessionCarriesOn) {
+  Driver first;
+  first.receive("1\nabc\n");
+  first.send();
+  ASSERT_TRUE(first.session().at_rest());
+  const Session::Rest rest = first.session().rest();
+
+  Driver second;
+  second.receive("5\n");  // the second session served another connection first
+  second.send();
+  second.session().resume(rest);
+  EXPECT_EQ(second.session().requests(), 2u);
+  EXPECT_EQ(second.session().errors(), 1u);
+  EXPECT_EQ(second.receive("7"), Next::receive);
+  EXPECT_EQ(second.send(), "") << "a newline was seen: \"7\" is a line still arriving";
+  EXPECT_EQ(second.waiting_asked(), 0);
+  second.receive("\n");
+  EXPECT_EQ(second.send(), "13\n");
+  EXPECT_EQ(second.session().requests(), 3u);
+
+  Driver fresh;  // a connection that never sent a newline keeps the unterminated rule
+  fresh.receive("3");
+  ASSERT_EQ(fresh.send(), "2\n");
+  const Session::Rest unterminated = fresh.session().rest();
+  Driver other;
+  other.session().resume(unterminated);
+  other.receive("4");
+  EXPECT_EQ(other.send(), "3\n");
+}
+
 }  // namespace
 }  // namespace fib

@@ -1,5 +1,6 @@
 #include "fib/core/line_framer.h"
 
+#include <cassert>
 #include <cstring>
 
 namespace fib {
@@ -44,6 +45,13 @@ std::optional<std::string_view> LineFramer::next_line() {
     if (!line.empty()) return line;
   }
   return std::nullopt;
+}
+
+void LineFramer::restart(bool seen_newline) {
+  assert(!has_partial());
+  begin_ = end_ = scan_ = 0;
+  seen_newline_ = seen_newline;
+  large_.reset();
 }
 
 std::string_view LineFramer::take_partial() {

@@ -86,6 +86,20 @@ void Session::sent() {
   replies_.clear();
 }
 
+bool Session::at_rest() const {
+  return !framer_.has_partial() && replies_.empty() && !held_ && !slow_ && unsent_ == 0 && !end_of_stream_ &&
+         !closing_ && !given_up_;
+}
+
+void Session::resume(const Rest& rest) {
+  assert(at_rest());
+  framer_.restart(rest.seen_newline);
+  requests_ = rest.requests;
+  errors_ = rest.errors;
+  valid_ = false;
+  partial_checked_ = true;
+}
+
 void Session::drop_output() {
   unsent_ = unsent_errors_ = 0;
   replies_.clear();

@@ -9,6 +9,9 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <array>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -37,32 +40,42 @@ awaitable<void> compute(Session& session, int fd, std::size_t& sent) {
   co_return;
 }
 
+// What a connection at rest reads into: a request or two.
+constexpr std::size_t kArrivedBytes = 32;
+
 class AsyncConnection {
  public:
   using End = ConnectionResult::End;
   using Next = Session::Next;
-  using Waiting = Watch::Waiting;
+  using Waiting = LoopConnection::Waiting;
 
-  AsyncConnection(asio::ip::tcp::socket& socket, EventLoop& loop, const RequestHandler& handler,
+  AsyncConnection(LoopConnection& connection, EventLoop& loop, const RequestHandler& handler,
                   const ConnectionPolicy& policy, const asio::io_context::executor_type& workers)
-      : socket_(socket),
+      : connection_(connection),
+        socket_(connection.socket),
         loop_(loop),
         policy_(policy),
         workers_(workers),
-        session_(handler, &policy.stop->abandon_flag()),
+        handler_(handler),
         idle_limit_(policy.idle_timeout.count() > 0),
-        watch_(loop.watches.emplace(loop.watches.end(), Watch{&socket})) {}
-  ~AsyncConnection() { loop_.watches.erase(watch_); }
+        result_(connection.result) {}
+  ~AsyncConnection() { rest(); }
   AsyncConnection(const AsyncConnection&) = delete;
   AsyncConnection& operator=(const AsyncConnection&) = delete;
 
-  awaitable<ConnectionResult> run() {
+  // nullopt: parked.
+  awaitable<std::optional<ConnectionResult>> run() {
     for (;;) {
       // Requests still on their way are not read once the server stops: the
       // stopping line tells the client they were not answered.
       if (policy_.stop->stopping()) co_return co_await say_goodbye(End::stopped);
-      const std::span<char> space = session_.free_space();
-      wait_for(Waiting::receive, idle_limit_ ? last_valid_ + policy_.idle_timeout : Clock::time_point::max());
+      if (connection_.expired) co_return co_await say_goodbye(End::idle);  // while parked
+      // With nothing pending the connection holds no session: what arrives
+      // is read into a few bytes of its own, then handed to a session.
+      const bool resting = !session_;
+      const std::span<char> space = resting ? std::span<char>(arrived_) : session_->free_space();
+      wait_for(Waiting::receive,
+               idle_limit_ ? connection_.last_valid + policy_.idle_timeout : Clock::time_point::max());
       // Asio tries the receive at once only when the last one filled its
       // buffer or readiness was reported since: in a closed loop a request
       // costs epoll_wait's share, one recv and one send.
@@ -71,16 +84,19 @@ class AsyncConnection {
       std::tie(error, received) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), kNoThrow);
       const bool expired = waited();
       if (error && error != asio::error::eof) {
-        // Cancelled: by the sweeper (idle) or by a stop.
+        // Cancelled: by the sweeper (to park, or idle) or by a stop.
+        if (error == asio::error::operation_aborted && connection_.park) co_return std::nullopt;
         if (error == asio::error::operation_aborted) co_return co_await say_goodbye(expired ? End::idle : End::stopped);
         end(End::failed, error.value());
         co_return result_;
       }
       // One clock read per receive, for the idle rule and the send that follows.
       const Clock::time_point now = idle_limit_ ? Clock::now() : Clock::time_point{};
-      session_.received(received);
+      Session& session = this->session();
+      if (resting && received > 0) std::memcpy(session.free_space().data(), arrived_.data(), received);
+      session.received(received);
       const auto more_waiting = [&] { return received == space.size() && bytes_waiting(socket_.native_handle()) > 0; };
-      for (Next next = session_.advance(more_waiting); next != Next::receive; next = session_.advance(more_waiting)) {
+      for (Next next = session.advance(more_waiting); next != Next::receive; next = session.advance(more_waiting)) {
         switch (next) {
           case Next::receive: break;
           case Next::send:
@@ -90,7 +106,7 @@ class AsyncConnection {
             if (!co_await flush(Clock::now())) co_return result_;
             // On a worker, so that the loop goes on serving; this connection
             // waits, so its answers stay in order.
-            co_await asio::co_spawn(workers_, compute(session_, socket_.native_handle(), sent_early_), use_awaitable);
+            co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_), use_awaitable);
             break;
           case Next::close_gracefully: co_return co_await say_goodbye(End::line_too_long);
           case Next::close:
@@ -102,6 +118,7 @@ class AsyncConnection {
       }
       if (!co_await flush(now)) co_return result_;
       if (idle_limit_ && !keep_idle_clock(now)) co_return co_await say_goodbye(End::idle);
+      rest();
     }
   }
 
@@ -111,16 +128,41 @@ class AsyncConnection {
     result_.error = error;
   }
 
+  // The connection's session: one from the loop's spares (or a new one),
+  // going on from where the last one rested, when it has none.
+  Session& session() {
+    if (!session_) {
+      if (loop_.spare_sessions.empty()) {
+        session_ = std::make_unique<Session>(handler_, &policy_.stop->abandon_flag());
+      } else {
+        session_ = std::move(loop_.spare_sessions.back());
+        loop_.spare_sessions.pop_back();
+      }
+      session_->resume(connection_.rest);
+    }
+    return *session_;
+  }
+  // With nothing pending, the session goes back to the loop's spares: an
+  // idle connection costs no buffers.
+  void rest() {
+    if (!session_ || !session_->at_rest()) return;
+    connection_.rest = session_->rest();
+    if (loop_.spare_sessions.size() < EventLoop::kSpareSessions) loop_.spare_sessions.push_back(std::move(session_));
+    session_.reset();
+  }
+
   // Tells the sweeper what this connection waits for, until when.
   void wait_for(Waiting what, Clock::time_point deadline) {
-    watch_->waiting = what;
-    watch_->deadline = deadline;
-    watch_->expired = false;
+    connection_.waiting = what;
+    connection_.deadline = deadline;
+    connection_.expired = connection_.park = false;
+    connection_.resting = !session_;
+    connection_.rest_sweeps = 0;
   }
-  // The wait is over; true when the sweeper cancelled it.
+  // The wait is over; true when the sweeper cancelled it past its deadline.
   bool waited() {
-    watch_->waiting = Waiting::nothing;
-    return watch_->expired;
+    connection_.waiting = Waiting::nothing;
+    return connection_.expired;
   }
 
   // Sends the session's replies: at once when the socket takes them (the
@@ -128,7 +170,8 @@ class AsyncConnection {
   // for the idle timeout since `started` means the client stopped reading.
   // False when the connection ends.
   awaitable<bool> flush(Clock::time_point started) {
-    const std::string_view out = session_.output();
+    Session& session = this->session();
+    const std::string_view out = session.output();
     if (out.empty()) co_return true;
     std::size_t sent = std::exchange(sent_early_, 0);
     asio::error_code error;
@@ -141,7 +184,7 @@ class AsyncConnection {
       error = rest_error;
     }
     if (error) {
-      session_.drop_output();
+      session.drop_output();
       // Cancelled by the sweeper: the client stopped reading.
       if (error == asio::error::operation_aborted)
         end(End::stalled);
@@ -149,10 +192,10 @@ class AsyncConnection {
         end(End::failed, error.value());
       co_return false;
     }
-    const std::uint64_t before = session_.requests(), errors_before = session_.errors();
-    session_.sent();
-    result_.requests = session_.requests();
-    result_.errors = session_.errors();
+    const std::uint64_t before = session.requests(), errors_before = session.errors();
+    session.sent();
+    result_.requests = session.requests();
+    result_.errors = session.errors();
     // The loop's thread is the only writer of its totals.
     add(loop_.totals.requests, result_.requests - before);
     add(loop_.totals.errors, result_.errors - errors_before);
@@ -167,9 +210,10 @@ class AsyncConnection {
   // closes our side gracefully.
   awaitable<ConnectionResult> say_goodbye(End how) {
     end(how);
-    if (!session_.room_for_last_line() && !co_await flush(Clock::now())) co_return result_;
-    if (how == End::stopped) session_.say_stopping();
-    if (how == End::idle) session_.say_idle(policy_.idle_timeout);
+    Session& session = this->session();
+    if (!session.room_for_last_line() && !co_await flush(Clock::now())) co_return result_;
+    if (how == End::stopped) session.say_stopping();
+    if (how == End::idle) session.say_idle(policy_.idle_timeout);
     if (!co_await flush(Clock::now())) co_return result_;
     const CloseLimits limits = goodbye_close_limits(how, policy_.stop);
     co_await close_gracefully(limits);
@@ -191,29 +235,31 @@ class AsyncConnection {
   // without completing a request, do not keep a connection alive (the
   // receive's deadline stays at the last valid request). False once idle.
   bool keep_idle_clock(Clock::time_point now) {
-    if (session_.take_valid_request()) last_valid_ = now;
-    return now - last_valid_ < policy_.idle_timeout;
+    if (session().take_valid_request()) connection_.last_valid = now;
+    return now - connection_.last_valid < policy_.idle_timeout;
   }
 
+  LoopConnection& connection_;
   asio::ip::tcp::socket& socket_;
   EventLoop& loop_;
   const ConnectionPolicy& policy_;
   asio::io_context::executor_type workers_;
-  Session session_;
+  const RequestHandler& handler_;
+  std::unique_ptr<Session> session_;  // none while the connection is at rest
+  std::array<char, kArrivedBytes> arrived_;
   const bool idle_limit_;
-  std::list<Watch>::iterator watch_;
-  ConnectionResult result_;
-  Clock::time_point last_valid_ = Clock::now();
+  ConnectionResult& result_;
   std::size_t sent_early_ = 0;  // of output(), by the worker that computed it
 };
 
 }  // namespace
 
-awaitable<ConnectionResult> serve_connection_async(asio::ip::tcp::socket& socket, EventLoop& loop,
-                                                   const RequestHandler& handler, const ConnectionPolicy& policy,
-                                                   asio::io_context::executor_type workers) {
-  AsyncConnection connection(socket, loop, handler, policy, workers);
-  co_return co_await connection.run();
+awaitable<std::optional<ConnectionResult>> serve_connection_async(LoopConnection& connection, EventLoop& loop,
+                                                                  const RequestHandler& handler,
+                                                                  const ConnectionPolicy& policy,
+                                                                  asio::io_context::executor_type workers) {
+  AsyncConnection served(connection, loop, handler, policy, workers);
+  co_return co_await served.run();
 }
 
 }  // namespace fib

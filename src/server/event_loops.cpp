@@ -40,6 +40,9 @@ constexpr int kWorkerNice = 10;
 constexpr Clock::duration kSweepMin = 5ms;
 constexpr Clock::duration kSweepMax = 250ms;
 constexpr Clock::duration kSweepStopping = 5ms;
+// A connection waiting to receive with nothing pending for this many sweeps
+// in a row is parked.
+constexpr unsigned kSweepsBeforeParking = 2;
 
 void lower_priority() {
   sched_param param{};
@@ -133,8 +136,11 @@ void EventLoops::stop() {
     asio::post(loop->io, [&loop = *loop] {
       asio::error_code ignored;
       if (loop.acceptor) loop.acceptor->close(ignored);
-      for (Watch& watch : loop.watches)
-        if (watch.waiting == Watch::Waiting::receive) watch.socket->cancel(ignored);
+      for (LoopConnection& connection : loop.connections) {
+        if (connection.waiting == LoopConnection::Waiting::receive ||
+            connection.waiting == LoopConnection::Waiting::parked)
+          connection.socket.cancel(ignored);
+      }
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
   }
@@ -191,30 +197,58 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
       server_.refuse(Fd(socket.release()), to_endpoint(peer));
       continue;
     }
+    LoopConnections::iterator connection;
+    try {
+      // The printable name only, not the address, lives as long as the
+      // connection: an idle connection should cost little memory.
+      connection = loop.connections.emplace(loop.connections.end(), std::move(socket), to_endpoint(peer).to_string());
+      spdlog::info("connection from {} opened", connection->name);
+    } catch (const std::bad_alloc&) {
+      open_.fetch_sub(1, std::memory_order_relaxed);
+      continue;  // the socket, wherever it is, closes
+    }
     add(loop.open, 1);
-    // The printable name only, not the address, lives as long as the
-    // connection: an idle connection should cost little memory.
-    asio::co_spawn(loop.io, serve(loop, std::move(socket), to_endpoint(peer).to_string()), asio::detached);
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
   }
   asio::error_code ignored;
   loop.acceptor->close(ignored);
 }
 
-awaitable<void> EventLoops::serve(EventLoop& loop, asio::ip::tcp::socket socket, std::string name) {
+awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator connection) {
   try {
-    spdlog::info("connection from {} opened", name);
-    socket.non_blocking(true);  // replies go out with a plain send, without suspending
-    const ConnectionResult result =
-        co_await serve_connection_async(socket, loop, server_.handler_, policy_, workers_.get_executor());
-    Server::log_closed(name, result);
+    const std::optional<ConnectionResult> result =
+        co_await serve_connection_async(*connection, loop, server_.handler_, policy_, workers_.get_executor());
+    if (!result) {
+      park(loop, connection);
+      co_return;
+    }
+    Server::log_closed(connection->name, *result);
   } catch (...) {
     // Out of memory even for a log line: nothing more to say. The
     // connection still ends, and is counted out, below.
   }
-  asio::error_code ignored;
-  socket.close(ignored);
+  loop.connections.erase(connection);  // closes the socket
   open_.fetch_sub(1, std::memory_order_relaxed);
   add(loop.open, -1);
+}
+
+// The parked connection's coroutine has ended; what is left waits for input
+// with a plain handler (no frame), and starts a new coroutine when input,
+// the sweeper (idle) or a stop ends the wait.
+void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) {
+  const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
+    connection->waiting = LoopConnection::Waiting::nothing;
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+  };
+  if (server_.stop_.stopping()) {  // the stop has cancelled every wait already
+    serve_again({});
+    return;
+  }
+  connection->waiting = LoopConnection::Waiting::parked;
+  connection->expired = connection->park = false;
+  connection->deadline =
+      policy_.idle_timeout.count() > 0 ? connection->last_valid + policy_.idle_timeout : Clock::time_point::max();
+  connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
 }
 
 awaitable<void> EventLoops::sweep(EventLoop& loop) {
@@ -229,14 +263,21 @@ awaitable<void> EventLoops::sweep(EventLoop& loop) {
     timer.expires_after(stopping ? kSweepStopping : tick);
     co_await timer.async_wait(kNoThrow);
     const Clock::time_point now = Clock::now();
-    for (Watch& watch : loop.watches) {
-      if (watch.waiting == Watch::Waiting::nothing || watch.expired) continue;
+    for (LoopConnection& connection : loop.connections) {
+      using Waiting = LoopConnection::Waiting;
+      if (connection.waiting == Waiting::nothing || connection.expired || connection.park) continue;
       const Clock::time_point deadline =
-          watch.waiting == Watch::Waiting::send ? std::min(watch.deadline, loop.send_limit) : watch.deadline;
-      if (now < deadline) continue;
-      watch.expired = true;
+          connection.waiting == Waiting::send ? std::min(connection.deadline, loop.send_limit) : connection.deadline;
+      if (now >= deadline) {
+        connection.expired = true;
+      } else if (connection.waiting == Waiting::receive && connection.resting &&
+                 ++connection.rest_sweeps >= kSweepsBeforeParking) {
+        connection.park = true;
+      } else {
+        continue;
+      }
       asio::error_code ignored;
-      watch.socket->cancel(ignored);
+      connection.socket.cancel(ignored);
     }
   }
   loop.sweep_timer = nullptr;

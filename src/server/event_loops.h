@@ -22,6 +22,7 @@
 
 #include "fib/core/clock.h"
 #include "fib/core/request_handler.h"
+#include "fib/core/session.h"
 #include "fib/net/socket.h"
 #include "fib/server/connection.h"
 
@@ -29,25 +30,45 @@ namespace fib {
 
 class Server;
 
-// A connection as its loop's sweeper sees it: what it waits on the client
-// for, and until when. The sweeper cancels a wait past its deadline (idle,
-// or the client stopped reading); a stop cancels every receive.
-struct Watch {
-  enum class Waiting { nothing, receive, send };
-  asio::ip::tcp::socket* socket;
+// One connection of a loop: what outlives the coroutine serving it. A
+// connection that has nothing pending for a while is parked: its coroutine
+// ends (and with it every frame and buffer), and a plain wait on its socket
+// starts a new one when input arrives. The sweeper sees every connection:
+// it cancels a wait past its deadline (idle, or the client stopped reading)
+// and parks connections at rest; a stop cancels every receive and every
+// parked wait.
+struct LoopConnection {
+  enum class Waiting { nothing, receive, send, parked };
+  LoopConnection(asio::ip::tcp::socket connected, std::string peer)
+      : socket(std::move(connected)), name(std::move(peer)) {}
+
+  asio::ip::tcp::socket socket;
+  std::string name;  // the peer's address, for the log
   Waiting waiting = Waiting::nothing;
   Clock::time_point deadline = Clock::time_point::max();
-  bool expired = false;  // the sweeper cancelled the wait
+  bool expired = false;  // the sweeper cancelled the wait: past its deadline
+  bool resting = false;  // waiting to receive with nothing pending (no session held)
+  bool park = false;     // the sweeper cancelled the wait to park the connection
+  unsigned rest_sweeps = 0;
+  // What the connection keeps between coroutines.
+  Session::Rest rest;
+  Clock::time_point last_valid = Clock::now();
+  ConnectionResult result;
 };
+using LoopConnections = std::list<LoopConnection>;
 
 struct EventLoop {
   asio::io_context io{1};
   std::optional<asio::ip::tcp::acceptor> acceptor;
-  std::list<Watch> watches;  // one per connection of this loop
+  LoopConnections connections;
   asio::steady_timer* sweep_timer = nullptr;
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
   ConnectionCounters totals;  // replies sent by this loop's connections, closed ones included
+  // Sessions no connection holds: a connection with nothing pending hands
+  // its session back (see Session::Rest). At most kSpareSessions are kept.
+  std::vector<std::unique_ptr<Session>> spare_sessions;
+  static constexpr std::size_t kSpareSessions = 64;
   alignas(64) std::atomic<std::uint64_t> open{0};
 };
 
@@ -75,7 +96,8 @@ class EventLoops {
 
  private:
   asio::awaitable<void> accept(EventLoop& loop);
-  asio::awaitable<void> serve(EventLoop& loop, asio::ip::tcp::socket socket, std::string name);
+  asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
+  void park(EventLoop& loop, LoopConnections::iterator connection);
   asio::awaitable<void> sweep(EventLoop& loop);
   void run_loop(EventLoop& loop);
   void fail(std::exception_ptr error);
@@ -91,12 +113,13 @@ class EventLoops {
 };
 
 // The awaitable counterpart of serve_connection(): the same rules and
-// results, one coroutine per connection on `loop`'s thread, with slow
-// requests computed on `workers`. Adds the replies it sends to
-// loop.totals (policy.counters is not used). Never throws for what a client
-// does; does not close the socket.
-asio::awaitable<ConnectionResult> serve_connection_async(asio::ip::tcp::socket& socket, EventLoop& loop,
-                                                         const RequestHandler& handler, const ConnectionPolicy& policy,
-                                                         asio::io_context::executor_type workers);
+// results, on `loop`'s thread, with slow requests computed on `workers`.
+// nullopt when the sweeper parked the connection: serve it again once input
+// arrives. Adds the replies it sends to loop.totals (policy.counters is not
+// used). Never throws for what a client does; does not close the socket.
+asio::awaitable<std::optional<ConnectionResult>> serve_connection_async(LoopConnection& connection, EventLoop& loop,
+                                                                        const RequestHandler& handler,
+                                                                        const ConnectionPolicy& policy,
+                                                                        asio::io_context::executor_type workers);
 
 }  // namespace fib

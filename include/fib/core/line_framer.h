@@ -58,6 +58,11 @@ class LineFramer {
   // True when a line has grown past kMaxLineBytes without a '\n'.
   bool line_too_long() const { return end_ - begin_ > kMaxLineBytes; }
 
+  bool seen_newline() const { return seen_newline_; }
+  // Starts over, empty (nothing partial may be left), as a framer that has
+  // or has not seen a '\n' yet; gives the larger buffer back.
+  void restart(bool seen_newline);
+
  private:
   char* data() { return large_ ? large_.get() : small_; }
   const char* data() const { return large_ ? large_.get() : small_; }

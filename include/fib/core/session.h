@@ -85,6 +85,20 @@ class Session {
   void say_stopping() { RequestHandler::reply_stopping(replies_); }
   void say_idle(std::chrono::milliseconds idle_timeout) { RequestHandler::reply_idle(replies_, idle_timeout); }
 
+  // A session at rest has answered and sent everything it received, and
+  // the connection goes on. What it must remember then fits in a Rest, so a
+  // connection with nothing pending can hand its session (and the buffers
+  // in it) to another, and take one again when input arrives.
+  struct Rest {
+    std::uint64_t requests = 0;
+    std::uint64_t errors = 0;
+    bool seen_newline = false;  // the unterminated-request rule no longer applies
+  };
+  bool at_rest() const;
+  Rest rest() const { return {requests_, errors_, framer_.seen_newline()}; }
+  // Makes this session, at rest, go on from `rest` (another session's).
+  void resume(const Rest& rest);
+
   // Replies sent so far, error lines included (not the last lines above).
   std::uint64_t requests() const { return requests_; }
   // Error lines sent so far.
