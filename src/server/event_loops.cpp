@@ -34,11 +34,14 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 // fast requests never queue for the CPU behind slow ones.
 constexpr int kWorkerNice = 10;
 
-// How often the sweeper looks for connections past their deadline: a tenth
-// twentieth of the idle timeout (kept between these bounds), and often while
-// stopping.
+// How often the sweeper looks at its connections (deadlines, parking): a
+// twentieth of the idle timeout, kept between these bounds, and often while
+// stopping. A sweep costs a few nanoseconds per connection.
 constexpr Clock::duration kSweepMin = 5ms;
-constexpr Clock::duration kSweepMax = 250ms;
+constexpr Clock::duration kSweepMax = 25ms;
+// Parked connections have only the idle deadline to check: at most this
+// often, so that thousands of them cost next to nothing.
+constexpr Clock::duration kParkedSweepMax = 1s;
 constexpr Clock::duration kSweepStopping = 5ms;
 // A connection waiting to receive with nothing pending for this many sweeps
 // in a row is parked.
@@ -136,11 +139,9 @@ void EventLoops::stop() {
     asio::post(loop->io, [&loop = *loop] {
       asio::error_code ignored;
       if (loop.acceptor) loop.acceptor->close(ignored);
-      for (LoopConnection& connection : loop.connections) {
-        if (connection.waiting == LoopConnection::Waiting::receive ||
-            connection.waiting == LoopConnection::Waiting::parked)
-          connection.socket.cancel(ignored);
-      }
+      for (LoopConnection& connection : loop.connections)
+        if (connection.waiting == LoopConnection::Waiting::receive) connection.socket.cancel(ignored);
+      for (LoopConnection& connection : loop.parked) connection.socket.cancel(ignored);
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
   }
@@ -236,14 +237,16 @@ awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator con
 // with a plain handler (no frame), and starts a new coroutine when input,
 // the sweeper (idle) or a stop ends the wait.
 void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) {
-  const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
-    connection->waiting = LoopConnection::Waiting::nothing;
-    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
-  };
   if (server_.stop_.stopping()) {  // the stop has cancelled every wait already
-    serve_again({});
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
     return;
   }
+  const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
+    connection->waiting = LoopConnection::Waiting::nothing;
+    loop.connections.splice(loop.connections.end(), loop.parked, connection);
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+  };
+  loop.parked.splice(loop.parked.end(), loop.connections, connection);
   connection->waiting = LoopConnection::Waiting::parked;
   connection->expired = connection->park = false;
   connection->deadline =
@@ -251,33 +254,45 @@ void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) {
   connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
 }
 
+// Cancels the wait of a connection past its deadline, or one to park.
+void EventLoops::sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now) {
+  using Waiting = LoopConnection::Waiting;
+  for (LoopConnection& connection : connections) {
+    if (connection.waiting == Waiting::nothing || connection.expired || connection.park) continue;
+    const Clock::time_point deadline =
+        connection.waiting == Waiting::send ? std::min(connection.deadline, loop.send_limit) : connection.deadline;
+    if (now >= deadline) {
+      connection.expired = true;
+    } else if (connection.waiting == Waiting::receive && connection.resting &&
+               ++connection.rest_sweeps >= kSweepsBeforeParking) {
+      connection.park = true;
+    } else {
+      continue;
+    }
+    asio::error_code ignored;
+    connection.socket.cancel(ignored);
+  }
+}
+
 awaitable<void> EventLoops::sweep(EventLoop& loop) {
   asio::steady_timer timer(loop.io);
   loop.sweep_timer = &timer;
   const std::chrono::milliseconds idle = server_.config_.idle_timeout;
-  const Clock::duration tick =
-      idle.count() > 0 ? std::clamp<Clock::duration>(idle / 20, kSweepMin, kSweepMax) : kSweepMax;
+  const auto every = [idle](Clock::duration most) {
+    return idle.count() > 0 ? std::clamp<Clock::duration>(idle / 20, kSweepMin, most) : most;
+  };
+  const Clock::duration tick = every(kSweepMax), parked_tick = every(kParkedSweepMax);
+  Clock::time_point next_parked_sweep = Clock::now() + parked_tick;
   for (;;) {
     const bool stopping = server_.stop_.stopping();
     if (stopping && loop.open.load(std::memory_order_relaxed) == 0 && !loop.acceptor->is_open()) break;
     timer.expires_after(stopping ? kSweepStopping : tick);
     co_await timer.async_wait(kNoThrow);
     const Clock::time_point now = Clock::now();
-    for (LoopConnection& connection : loop.connections) {
-      using Waiting = LoopConnection::Waiting;
-      if (connection.waiting == Waiting::nothing || connection.expired || connection.park) continue;
-      const Clock::time_point deadline =
-          connection.waiting == Waiting::send ? std::min(connection.deadline, loop.send_limit) : connection.deadline;
-      if (now >= deadline) {
-        connection.expired = true;
-      } else if (connection.waiting == Waiting::receive && connection.resting &&
-                 ++connection.rest_sweeps >= kSweepsBeforeParking) {
-        connection.park = true;
-      } else {
-        continue;
-      }
-      asio::error_code ignored;
-      connection.socket.cancel(ignored);
+    sweep(loop, loop.connections, now);
+    if (now >= next_parked_sweep) {
+      sweep(loop, loop.parked, now);
+      next_parked_sweep = now + parked_tick;
     }
   }
   loop.sweep_timer = nullptr;

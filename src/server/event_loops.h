@@ -60,7 +60,8 @@ using LoopConnections = std::list<LoopConnection>;
 struct EventLoop {
   asio::io_context io{1};
   std::optional<asio::ip::tcp::acceptor> acceptor;
-  LoopConnections connections;
+  LoopConnections connections;  // served by a coroutine
+  LoopConnections parked;       // waiting for input with no coroutine, looked at less often
   asio::steady_timer* sweep_timer = nullptr;
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
@@ -99,6 +100,7 @@ class EventLoops {
   asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
   void park(EventLoop& loop, LoopConnections::iterator connection);
   asio::awaitable<void> sweep(EventLoop& loop);
+  static void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now);
   void run_loop(EventLoop& loop);
   void fail(std::exception_ptr error);
 
