@@ -102,6 +102,7 @@ class EventLoops {
   asio::awaitable<void> sweep(EventLoop& loop);
   static void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now);
   void run_loop(EventLoop& loop);
+  void run_worker();
   void fail(std::exception_ptr error);
 
   Server& server_;
