@@ -148,6 +148,20 @@ TEST_P(HardeningTest, SlowClientThatKeepsAskingIsNeverCut) {
   }
 }
 
+// The idle clock starts again when an answer goes out: a request that took
+// longer than the idle timeout to compute does not leave the next one idle.
+TEST_P(HardeningTest, SlowAnswerLongerThanTheIdleTimeoutLeavesTheNextRequestServed) {
+  RunningServer running(in_mode({.idle_timeout = 200ms}));
+  Client client(running.port());
+  const auto started = std::chrono::steady_clock::now();
+  client.send("43\n");  // several hundred milliseconds of recursion
+  ASSERT_EQ(client.read_line(60s), std::to_string(fib_iterative(43)));
+  ASSERT_GT(std::chrono::steady_clock::now() - started, 200ms) << "fib(43) answered within the idle timeout";
+  std::this_thread::sleep_for(50ms);
+  client.send("1\n");
+  EXPECT_EQ(client.read_line(), "1");
+}
+
 TEST_P(HardeningTest, ClientThatStopsReadingIsClosedAfterTheIdleTimeout) {
   RunningServer running(in_mode({.algorithm = Algorithm::iterative, .idle_timeout = 300ms}));
   Client stuck(running.port());

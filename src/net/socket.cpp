@@ -232,6 +232,7 @@ bool send_all(int fd, std::string_view data, Clock::time_point give_up_after) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
+      if (errno == EINTR) continue;
       return false;
     }
     data.remove_prefix(static_cast<std::size_t>(n));

@@ -2,6 +2,7 @@
 // coroutine mode's counterpart of connection.cpp, over the same Session.
 #include "event_loops.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -10,6 +11,7 @@
 #include <asio/write.hpp>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -31,7 +33,15 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(use_awaitable);
 // without waiting for the loop to wake up. `sent`: the bytes of output()
 // that went out. (The connection's coroutine is suspended meanwhile: nothing
 // else touches the session, and replies before this one were sent first.)
-awaitable<void> compute(Session& session, int fd, std::size_t& sent) {
+// A client that has reset the connection will never read the answer: its
+// request is not computed (`reset`), since on a shared pool it would hold up
+// everyone else's.
+awaitable<void> compute(Session& session, int fd, std::size_t& sent, bool& reset) {
+  pollfd connection{fd, 0, 0};
+  if (::poll(&connection, 1, 0) > 0 && (connection.revents & (POLLERR | POLLHUP)) != 0) {
+    reset = true;
+    co_return;
+  }
   if (session.compute()) {  // a give-up shows in the next advance()
     const std::string_view out = session.output();
     const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -106,7 +116,12 @@ class AsyncConnection {
             if (!co_await flush(Clock::now())) co_return result_;
             // On a worker, so that the loop goes on serving; this connection
             // waits, so its answers stay in order.
-            co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_), use_awaitable);
+            co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_, reset_),
+                                    use_awaitable);
+            if (reset_) {
+              end(End::failed, ECONNRESET);
+              co_return result_;
+            }
             break;
           case Next::close_gracefully: co_return co_await say_goodbye(End::line_too_long);
           case Next::close:
@@ -235,7 +250,9 @@ class AsyncConnection {
   // without completing a request, do not keep a connection alive (the
   // receive's deadline stays at the last valid request). False once idle.
   bool keep_idle_clock(Clock::time_point now) {
-    if (session().take_valid_request()) connection_.last_valid = now;
+    // From when the answer went out, as the thread mode's receive timeout
+    // starts then: a slow answer does not eat into the next wait.
+    if (session().take_valid_request()) connection_.last_valid = Clock::now();
     return now - connection_.last_valid < policy_.idle_timeout;
   }
 
@@ -250,6 +267,7 @@ class AsyncConnection {
   const bool idle_limit_;
   ConnectionResult& result_;
   std::size_t sent_early_ = 0;  // of output(), by the worker that computed it
+  bool reset_ = false;          // the worker found the client gone
 };
 
 }  // namespace

@@ -155,6 +155,7 @@ void EventLoops::stop() {
     asio::post(loop->io, [&loop = *loop] {
       asio::error_code ignored;
       if (loop.acceptor) loop.acceptor->close(ignored);
+      if (loop.accept_pause != nullptr) loop.accept_pause->cancel();  // out of descriptors: stop waiting
       for (LoopConnection& connection : loop.connections)
         if (connection.waiting == LoopConnection::Waiting::receive) connection.socket.cancel(ignored);
       for (LoopConnection& connection : loop.parked) connection.socket.cancel(ignored);
@@ -189,6 +190,7 @@ std::uint64_t EventLoops::errors() const {
 awaitable<void> EventLoops::accept(EventLoop& loop) {
   std::chrono::milliseconds backoff{0};
   asio::steady_timer pause(loop.io);
+  loop.accept_pause = &pause;
   asio::ip::tcp::endpoint peer;
   while (!server_.stop_.stopping()) {
     auto [error, socket] = co_await loop.acceptor->async_accept(peer, kNoThrow);
@@ -219,14 +221,18 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
       // The printable name only, not the address, lives as long as the
       // connection: an idle connection should cost little memory.
       connection = loop.connections.emplace(loop.connections.end(), std::move(socket), to_endpoint(peer).to_string());
-      spdlog::info("connection from {} opened", connection->name);
     } catch (const std::bad_alloc&) {
       open_.fetch_sub(1, std::memory_order_relaxed);
       continue;  // the socket, wherever it is, closes
     }
     add(loop.open, 1);
-    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+    try {
+      spdlog::info("connection from {} opened", connection->name);
+    } catch (...) {  // out of memory for a log line: the connection is served all the same
+    }
+    start(loop, connection);
   }
+  loop.accept_pause = nullptr;
   asio::error_code ignored;
   loop.acceptor->close(ignored);
 }
@@ -244,6 +250,18 @@ awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator con
     // Out of memory even for a log line: nothing more to say. The
     // connection still ends, and is counted out, below.
   }
+  end(loop, connection);
+}
+
+void EventLoops::start(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+  try {
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+  } catch (...) {
+    end(loop, connection);  // out of memory for a coroutine: the connection closes
+  }
+}
+
+void EventLoops::end(EventLoop& loop, LoopConnections::iterator connection) noexcept {
   loop.connections.erase(connection);  // closes the socket
   open_.fetch_sub(1, std::memory_order_relaxed);
   add(loop.open, -1);
@@ -252,22 +270,28 @@ awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator con
 // The parked connection's coroutine has ended; what is left waits for input
 // with a plain handler (no frame), and starts a new coroutine when input,
 // the sweeper (idle) or a stop ends the wait.
-void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) {
+void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) noexcept {
   if (server_.stop_.stopping()) {  // the stop has cancelled every wait already
-    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+    start(loop, connection);
     return;
   }
   const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
     connection->waiting = LoopConnection::Waiting::nothing;
     loop.connections.splice(loop.connections.end(), loop.parked, connection);
-    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+    start(loop, connection);
   };
-  loop.parked.splice(loop.parked.end(), loop.connections, connection);
   connection->waiting = LoopConnection::Waiting::parked;
   connection->expired = connection->park = false;
   connection->deadline =
       policy_.idle_timeout.count() > 0 ? connection->last_valid + policy_.idle_timeout : Clock::time_point::max();
-  connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
+  try {
+    connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
+  } catch (...) {
+    end(loop, connection);  // out of memory for the wait: the connection closes
+    return;
+  }
+  // Armed first: the wait cannot end before this (the loop runs it later).
+  loop.parked.splice(loop.parked.end(), loop.connections, connection);
 }
 
 // Cancels the wait of a connection past its deadline, or one to park.

@@ -63,6 +63,7 @@ struct EventLoop {
   LoopConnections connections;  // served by a coroutine
   LoopConnections parked;       // waiting for input with no coroutine, looked at less often
   asio::steady_timer* sweep_timer = nullptr;
+  asio::steady_timer* accept_pause = nullptr;  // while accepting is paused (out of descriptors)
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
   ConnectionCounters totals;  // replies sent by this loop's connections, closed ones included
@@ -98,7 +99,11 @@ class EventLoops {
  private:
   asio::awaitable<void> accept(EventLoop& loop);
   asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
-  void park(EventLoop& loop, LoopConnections::iterator connection);
+  void park(EventLoop& loop, LoopConnections::iterator connection) noexcept;
+  // Starts (again) the coroutine serving `connection`, in loop.connections.
+  void start(EventLoop& loop, LoopConnections::iterator connection) noexcept;
+  // Closes `connection`, in loop.connections, and counts it out.
+  void end(EventLoop& loop, LoopConnections::iterator connection) noexcept;
   asio::awaitable<void> sweep(EventLoop& loop);
   static void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now);
   void run_loop(EventLoop& loop);

@@ -33,6 +33,21 @@ constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
 // log files.
 constexpr std::uint64_t kReservedDescriptors = 16;
 
+// Coroutine mode: the descriptors each event loop holds (its copy of the
+// listener, its epoll, eventfd and timerfd).
+constexpr unsigned kDescriptorsPerLoop = 4;
+
+unsigned loop_threads(const ServerConfig& config) { return config.threads != 0 ? config.threads : usable_cpus(); }
+
+// --max-connections, or what the descriptors left allow.
+unsigned connection_limit(const ServerConfig& config) {
+  if (config.max_connections != 0) return config.max_connections;
+  const unsigned limit = default_max_connections();
+  if (config.mode != Mode::coroutine) return limit;
+  const unsigned held = kDescriptorsPerLoop * loop_threads(config);
+  return limit > held ? limit - held : 1;
+}
+
 }  // namespace
 
 std::string_view to_string(Mode mode) {
@@ -59,7 +74,7 @@ unsigned default_max_connections() {
 Server::Server(const ServerConfig& config)
     : config_(config),
       handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)),
-      max_connections_(config.max_connections != 0 ? config.max_connections : default_max_connections()) {
+      max_connections_(connection_limit(config)) {
   listener_ = listen_tcp(config.address, &local_);
   // Set once on the listener, these are inherited by every accepted socket
   // (Linux copies them when it clones the listening socket), which saves
@@ -72,9 +87,8 @@ Server::Server(const ServerConfig& config)
   }
   parked_.reserve(kMaxParkedThreads);  // parking never allocates, even out of memory
   if (config_.mode == Mode::coroutine) {
-    loops_ =
-        std::make_unique<EventLoops>(*this, listener_.get(), config_.threads != 0 ? config_.threads : usable_cpus(),
-                                     config_.workers != 0 ? config_.workers : usable_cpus());
+    loops_ = std::make_unique<EventLoops>(*this, listener_.get(), loop_threads(config_),
+                                          config_.workers != 0 ? config_.workers : usable_cpus());
   }
   // In every mode, so that a SIGUSR1 from outside never ends the process.
   install_thread_wake();

@@ -113,7 +113,7 @@ void Server::supervise() {
         } catch (const std::system_error&) {
         }
       }
-      const std::size_t open = live_.size();
+      const std::size_t open = live_.size() + (loops_ ? loops_->open() : 0);
       lock.unlock();
       spdlog::warn(
           "{} connections still open after {} ms: requests not answered yet are given up, and they close "
