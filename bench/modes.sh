@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The three kinds of concurrent server side by side: fib_server --mode
 # coroutine, the default thread mode, and the Go goroutine server
-# (../shared/peers/fibgo.go, built when go is installed). Same client
+# (bench/peers/fib_go.go, built when go is installed). Same client
 # (fib_perf), servers alternating round by round; medians with min-max of
 # ROUNDS runs, printed as Markdown:
 #   1. closed loop fib(1) over 1 to 256 connections: req/s, p99, server CPU
@@ -18,7 +18,7 @@
 #
 # Usage: bash bench/modes.sh
 #   environment: ROUNDS (3), RUN_SECONDS (3), SWEEP ("1 2 4 8 16 32 64 128 256"),
-#   IDLE (10000), CROWD (19000), PEERS (../shared/peers)
+#   IDLE (10000), CROWD (19000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
@@ -26,7 +26,6 @@ RUN_SECONDS=${RUN_SECONDS:-3}
 SWEEP=${SWEEP:-"1 2 4 8 16 32 64 128 256"}
 IDLE=${IDLE:-10000}
 CROWD=${CROWD:-19000}
-PEERS=$(realpath -m "${PEERS:-../shared/peers}")
 
 bash scripts/setup.sh >/dev/null
 ulimit -n "$(ulimit -Hn)"
@@ -39,10 +38,10 @@ declare -A command=(
   [coroutine]="$bin/fib_server 127.0.0.1:PORT --mode coroutine --log-level off"
   [thread]="$bin/fib_server 127.0.0.1:PORT --log-level off"
 )
-if command -v go >/dev/null && [ -f "$PEERS/fibgo.go" ]; then
-  cp "$PEERS/fibgo.go" "$work/" && (cd "$work" && GOCACHE=$work/gocache go build -o fibgo fibgo.go)
+if command -v go >/dev/null; then
+  GOCACHE=$work/gocache go build -o "$work/fib_go" bench/peers/fib_go.go
   names+=("go")
-  command[go]="$work/fibgo 127.0.0.1:PORT"
+  command[go]="$work/fib_go 127.0.0.1:PORT"
 fi
 
 port=26400
