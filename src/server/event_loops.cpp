@@ -15,6 +15,7 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cstring>
+#include <latch>
 #include <system_error>
 #include <thread>
 
@@ -91,17 +92,30 @@ EventLoops::~EventLoops() = default;
 void EventLoops::run() {
   auto keep_workers = asio::make_work_guard(workers_);
   std::vector<std::thread> workers, loops;
+  // A loop whose thread has ended waits for the others: no thread is left
+  // finished and unjoined while another loop still serves (a second signal
+  // exits at once, and ThreadSanitizer counts such a thread as leaked).
+  std::latch ended(static_cast<std::ptrdiff_t>(loops_.size()));
   bool started = true;
   try {
     for (unsigned i = 0; i < worker_count_; ++i) {
       workers.emplace_back([this] { run_worker(); });
     }
-    for (std::size_t i = 1; i < loops_.size(); ++i) loops.emplace_back([this, i] { run_loop(*loops_[i]); });
+    for (std::size_t i = 1; i < loops_.size(); ++i) {
+      loops.emplace_back([this, i, &ended] {
+        run_loop(*loops_[i]);
+        ended.arrive_and_wait();
+      });
+    }
   } catch (...) {
     started = false;
+    ended.count_down(static_cast<std::ptrdiff_t>(loops_.size() - loops.size()));  // this one and those never started
     fail(std::current_exception());  // stops the server: the loops started end
   }
-  if (started) run_loop(*loops_[0]);
+  if (started) {
+    run_loop(*loops_[0]);
+    ended.arrive_and_wait();
+  }
   for (std::thread& loop : loops) loop.join();
   keep_workers.reset();
   for (std::thread& worker : workers) worker.join();
