@@ -26,7 +26,6 @@ namespace {
 
 using asio::awaitable;
 using asio::use_awaitable;
-constexpr auto kNoThrow = asio::experimental::as_tuple(use_awaitable);
 
 // Computes the slow request `session` stopped at, on a worker, and sends
 // what the socket takes of its answer from there, so that the client has it
@@ -212,12 +211,9 @@ class AsyncConnection {
     result_.requests = session.requests();
     result_.errors = session.errors();
     // The loop's thread is the only writer of its totals.
-    add(loop_.totals.requests, result_.requests - before);
-    add(loop_.totals.errors, result_.errors - errors_before);
+    add(loop_.totals.requests, static_cast<std::int64_t>(result_.requests - before));
+    add(loop_.totals.errors, static_cast<std::int64_t>(result_.errors - errors_before));
     co_return true;
-  }
-  static void add(std::atomic<std::uint64_t>& total, std::uint64_t n) {
-    total.store(total.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
 
   // Sends what is answered, then a last line saying why the connection ends

@@ -29,7 +29,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using asio::awaitable;
-constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Workers run below the loops (SCHED_BATCH, and this much nicer), so that
 // fast requests never queue for the CPU behind slow ones.
@@ -60,10 +59,6 @@ Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
   to.length = static_cast<socklen_t>(std::min<std::size_t>(from.size(), sizeof to.storage));
   std::memcpy(&to.storage, from.data(), to.length);
   return to;
-}
-
-void add(std::atomic<std::uint64_t>& total, std::int64_t n) {  // the loop's thread is the only writer
-  total.store(total.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_relaxed);
 }
 
 }  // namespace

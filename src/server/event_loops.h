@@ -7,9 +7,11 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -29,6 +31,15 @@
 namespace fib {
 
 class Server;
+
+// Asio's completion token for a coroutine that wants errors as values.
+inline constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Adds to a loop's total: the loop's thread is its only writer, readers
+// are anywhere.
+inline void add(std::atomic<std::uint64_t>& total, std::int64_t n) {
+  total.store(total.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+}
 
 // One connection of a loop: what outlives the coroutine serving it. A
 // connection that has nothing pending for a while is parked: its coroutine
