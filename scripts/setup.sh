@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the build needs from Debian's packages (only what is
 # missing), then configures once and builds into build/. With "test", also
-# what the test suite runs (haproxy, systemd-analyze, nc). Safe to run again:
+# what the test suite runs (haproxy, systemd-analyze, nc, and the other
+# servers of bench/compare.sh: python3, go, pypy3, gnuplot). Safe to run again:
 # with everything in place it only runs an incremental build.
 # Usage: bash scripts/setup.sh [test]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev libgtest-dev libbenchmark-dev)
-[ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd)
+[ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd python3 golang-go pypy3 gnuplot-nox)
 bash scripts/install_packages.sh "${packages[@]}"
 
 # A build directory copied along with the sources belongs to another tree.

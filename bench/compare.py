@@ -1,0 +1,507 @@
+"""The whole comparison, driven by bench/compare.sh (which installs and builds
+what it needs first): fib_server in each mode against the other servers of
+the story (bench/peers/), all loaded by the same client, fib_perf, with the
+servers alternating round by round. Server CPU over each measured interval
+covers every thread and process of the server (the asyncio server's pool
+included): a cpuacct cgroup per server where the machine has one (as root),
+/proc/PID/stat otherwise. Writes results.json, results.md and sweep_*.png
+into OUT, and fails when a server answered wrongly or a figure is missing.
+
+Usage: python3 bench/compare.py            measure (environment below)
+       python3 bench/compare.py --check DIR check DIR/results.json
+Environment: BIN (build/bin), OUT (bench/results), QUICK=1 (short runs),
+ROUNDS, RUN_SECONDS, IDLE (open idle connections), BASELINE (another
+fib_server binary, measured beside the thread mode as "baseline")."""
+import datetime
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = os.environ.get("QUICK") == "1"
+BIN = os.path.abspath(os.environ.get("BIN", os.path.join(REPO, "build", "bin")))
+OUT = os.path.abspath(os.environ.get("OUT", os.path.join(REPO, "bench", "results")))
+ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
+SECONDS = float(os.environ.get("RUN_SECONDS", "0.5" if QUICK else "3"))
+IDLE = int(os.environ.get("IDLE", "1000" if QUICK else "10000"))
+SWEEP = [1, 4, 16, 64, 256] if QUICK else [1, 2, 4, 8, 16, 32, 64, 128, 256]
+BASELINE = os.environ.get("BASELINE", "")
+HZ = os.sysconf("SC_CLK_TCK")
+DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
+FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
+FIB30_REQUESTS = 20   # perf1-style: at most this many fib(30) requests per run
+
+# The servers: key, name in the tables, command (PORT is replaced).
+FIB_SERVER = [
+    ("thread", "fib_server --mode thread", [f"{BIN}/fib_server", "127.0.0.1:PORT"]),
+    ("coroutine", "fib_server --mode coroutine", [f"{BIN}/fib_server", "127.0.0.1:PORT", "--mode", "coroutine"]),
+    ("sequential", "fib_server --mode sequential", [f"{BIN}/fib_server", "127.0.0.1:PORT", "--mode", "sequential"]),
+]
+PEERS = [
+    ("go", "Go, a goroutine per connection", ["WORK/fib_go", "127.0.0.1:PORT"]),
+    ("cpython", "CPython threads", ["python3", f"{REPO}/bench/peers/fib_threads.py", "127.0.0.1:PORT"]),
+    ("pypy", "PyPy threads", ["pypy3", f"{REPO}/bench/peers/fib_threads.py", "127.0.0.1:PORT"]),
+    ("asyncio", "CPython asyncio + process pool", ["python3", f"{REPO}/bench/peers/fib_asyncio.py", "127.0.0.1:PORT"]),
+    ("floor", "the floor (C, a thread per connection answering 1)", ["WORK/floor", "127.0.0.1:PORT"]),
+]
+CONCURRENT = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]
+SWEPT = ["thread", "coroutine", "go"]
+COMPUTING = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all but the floor
+FLOOR_SET = ["thread", "floor", "go", "coroutine"]
+
+
+def log(message):
+    print(f"compare: {message}", file=sys.stderr, flush=True)
+
+
+def stat(values):
+    """Median, min and max of the runs, or None when there were none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One server process (and its children) in a session of its own and,
+    where the machine allows, a cpuacct cgroup of its own: the kernel's
+    nanosecond count of the CPU every thread and process of the server used,
+    those that ended included. Elsewhere, the clock ticks of /proc/PID/stat."""
+
+    def __init__(self, key, name, command, work):
+        self.key, self.name, self.work = key, name, work
+        self.template = [part.replace("WORK", work) for part in command]
+        self.proc, self.port = None, None
+        self.cgroup = f"/sys/fs/cgroup/cpuacct/fib_compare_{os.getpid()}_{key}"
+        try:
+            os.makedirs(self.cgroup, exist_ok=True)
+        except OSError:
+            self.cgroup = None
+
+    def command(self):
+        return " ".join(part.replace(self.work + "/", "").replace(REPO + "/", "") for part in self.template)
+
+    def start(self):
+        self.port = free_port()
+        argv = [part.replace("PORT", str(self.port)) for part in self.template]
+        logfile = open(os.path.join(self.work, f"{self.key}.log"), "ab")
+        procs = os.path.join(self.cgroup, "cgroup.procs") if self.cgroup else None
+
+        def join_cgroup():
+            if procs:
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+
+        self.proc = subprocess.Popen(argv, stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, preexec_fn=join_cgroup)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start (see {self.key}.log)")
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def pids(self):
+        """The server's processes: everything in its session."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[3]) == self.proc.pid:  # the session id
+                    found.append(int(entry))
+        return found
+
+    def cpu_seconds(self):
+        if self.cgroup:
+            with open(os.path.join(self.cgroup, "cpuacct.usage")) as f:
+                return int(f.read()) / 1e9
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+            except OSError:
+                pass
+        return total / HZ
+
+    def rss_kib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 2), (signal.SIGTERM, 1), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # the session's other processes (a pool's children)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+
+    def remove_cgroup(self):
+        if self.cgroup:
+            try:
+                os.rmdir(self.cgroup)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+def exchange(address, payload, answers, timeout=60):
+    """Sends payload on a new connection and reads until `answers` lines came back."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(payload)
+        data = b""
+        while data.count(b"\n") < answers:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace").splitlines()
+
+
+def probe(server):
+    """Checks the answers themselves: lines, a bare number as the talk's
+    clients send it, and a refusal. The floor answers 1 to everything."""
+    if server.key == "floor":
+        got = exchange(server.address, b"1\n", 1)
+        return got == ["1"], got
+    lines = exchange(server.address, b"0\n1\n2\n10\n25\n", 5)
+    bare = exchange(server.address, b"30", 1)
+    bad = exchange(server.address, b"x\n", 1)
+    ok = lines == ["0", "1", "1", "55", "75025"] and bare == ["832040"] and bad[:1] and bad[0].startswith("error: ")
+    return bool(ok), lines + bare + bad
+
+
+runs_checked = []  # every fib_perf run: (server, arguments, requests, wrong answers, errors)
+
+
+def fib_perf(server, *args, background=False, sample=None):
+    """Runs fib_perf against the server; returns its JSON summary with the
+    server's CPU microseconds per request over the run added. sample() is
+    called every 50 ms while it runs."""
+    argv = [f"{BIN}/fib_perf", server.address, "--json", *map(str, args)]
+    if background:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = server.cpu_seconds()
+    with tempfile.TemporaryFile("w+") as output:
+        run = subprocess.Popen(argv, stdout=output, stderr=subprocess.DEVNULL, text=True)
+        while run.poll() is None:
+            if sample:
+                sample()
+            time.sleep(0.05)
+        used = server.cpu_seconds() - before
+        output.seek(0)
+        text = output.read()
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode})")
+    requests = summary["requests"]
+    summary["server_cpu_us"] = used * 1e6 / requests if requests else None
+    runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["errors"]))
+    return summary
+
+
+def latency(summary, which):
+    return summary["latency_us"][which] if summary["requests"] else None
+
+
+def held(summary):
+    """An open-loop run kept its schedule: nothing left unsent, nothing late by a second."""
+    return summary["unsent"] == 0 and summary["requests"] > 0
+
+
+def time_wait():
+    """TIME_WAIT sockets on the machine: they make new connections dearer."""
+    count = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                count += sum(1 for line in f if line.split()[3:4] == ["06"])
+        except OSError:
+            pass
+    return count
+
+
+def churn(server):
+    before, waiting = server.cpu_seconds(), time_wait()
+    done = subprocess.run([f"{BIN}/churn", server.address, "-t", "2", "-d", str(SECONDS)],
+                          capture_output=True, text=True)
+    used = server.cpu_seconds() - before
+    words = (done.stdout + done.stderr).split()
+    rate = float(words[0]) if words and words[1:2] == ["connections/s"] else None
+    cpu = used * 1e6 / (rate * SECONDS) if rate else None
+    return rate, cpu, waiting
+
+
+def idle_memory(server):
+    """Resident memory per idle connection: IDLE connections, each served once, held open."""
+    fib_perf(server, "-c", 1, "--requests", 1000)
+    before = server.rss_kib()
+    holder = subprocess.Popen([f"{BIN}/hold_connections", server.address, "-c", str(IDLE), "-d", "900", "--ask"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = holder.stdout.readline()  # "holding N connections ..." once all are open and served
+        time.sleep(1)
+        after = server.rss_kib()
+        opened = int(line.split()[1]) if line.startswith("holding") else 0
+    finally:
+        holder.kill()
+        holder.wait()
+    return ((after - before) / opened if opened else None), opened
+
+
+class Bench:
+    def __init__(self, work):
+        self.work = work
+        servers = FIB_SERVER + PEERS
+        if BASELINE:
+            servers.append(("baseline", f"baseline ({BASELINE}, thread mode)", [os.path.abspath(BASELINE), "127.0.0.1:PORT"]))
+            FLOOR_SET.insert(1, "baseline")
+        self.servers = {key: Server(key, name, command, work) for key, name, command in servers}
+        self.results = {}
+
+    def each_round(self, keys, measure):
+        """Runs measure(server, round) for every server in keys, round by round,
+        each on a freshly started server."""
+        keys = list(keys)
+        for round_number in range(ROUNDS):
+            turn = round_number % len(keys)  # each round starts one server later: no server always goes first
+            for key in keys[turn:] + keys[:turn]:
+                log(f"round {round_number + 1}/{ROUNDS}: {key}")
+                with self.servers[key] as server:
+                    measure(server)
+
+    def table(self):
+        """The write-up's table, one row per server."""
+        raw = {key: {k: [] for k in ("one", "fib30", "three", "three_min", "rss", "cpu", "held")}
+               for key in COMPUTING + ["floor"]}
+
+        def measure(server):
+            row = raw[server.key]
+            row["one"].append(fib_perf(server, "-c", 1, "-d", SECONDS)["rps"])
+            if server.key != "floor":
+                summary = fib_perf(server, "-c", 1, "-n", 30, "-d", max(SECONDS, 1), "--requests", FIB30_REQUESTS)
+                row["fib30"].append(latency(summary, "p50"))
+            peak = [0]
+            summary = fib_perf(server, "-c", 3, "-d", SECONDS, sample=lambda: peak.append(server.rss_kib()))
+            row["rss"].append(max(peak) / 1024)
+            row["three"].append(summary["rps"] / 3)
+            row["three_min"].append(summary["per_connection_rps"]["min"])
+
+        self.each_round(COMPUTING + ["floor"], measure)
+        # CPU per request at a fixed rate every server holds: half the slowest
+        # one-connection rate, rounded down to 1, 2 or 5 times a power of ten.
+        slowest = min(statistics.median(raw[key]["one"]) for key in raw)
+        rate = max(1, nice_floor(slowest / 2))
+
+        def fixed(server):
+            summary = fib_perf(server, "-c", 1, "--rate", rate, "-d", SECONDS)
+            raw[server.key]["cpu"].append(summary["server_cpu_us"])
+            raw[server.key]["held"].append(held(summary))
+
+        self.each_round(COMPUTING + ["floor"], fixed)
+        self.results["table"] = {
+            "fixed_rate": rate,
+            "rows": {key: {"one_client_rps": stat(r["one"]), "fib30_ms": stat([v / 1000 for v in r["fib30"] if v]),
+                           "three_clients_rps_per_client": stat(r["three"]),
+                           "three_clients_slowest_connection_rps": stat(r["three_min"]),
+                           "rss_mib": stat(r["rss"]), "cpu_us_per_request": stat(r["cpu"]),
+                           "rate_held": all(r["held"])} for key, r in raw.items()}}
+
+    def sweep(self):
+        raw = {key: {c: [] for c in SWEEP} for key in SWEPT}
+        for connections in SWEEP:
+            def measure(server):
+                raw[server.key][connections].append(fib_perf(server, "-c", connections, "-d", SECONDS))
+            self.each_round(SWEPT, measure)
+        self.results["sweep"] = {key: {str(c): {"rps": stat([s["rps"] for s in runs]),
+                                                "p99_us": stat([latency(s, "p99") for s in runs]),
+                                                "cpu_us_per_request": stat([s["server_cpu_us"] for s in runs])}
+                                       for c, runs in per.items()} for key, per in raw.items()}
+
+    def floor(self):
+        """The thread mode's four figures against the floor and Go."""
+        raw = {key: {k: [] for k in ("cpu3", "cpu64", "rps64", "held")} for key in FLOOR_SET}
+
+        def measure(server):
+            row = raw[server.key]
+            for connections, name in ((3, "cpu3"), (64, "cpu64")):
+                summary = fib_perf(server, "-c", connections, "--rate", FLOOR_RATE, "-d", SECONDS)
+                row[name].append(summary["server_cpu_us"])
+                row["held"].append(held(summary))
+            row["rps64"].append(fib_perf(server, "-c", 64, "-d", SECONDS)["rps"])
+
+        self.each_round(FLOOR_SET, measure)
+        self.results["floor"] = {"rate": FLOOR_RATE, "rows": {
+            key: {"cpu_us_per_request_3": stat(r["cpu3"]), "cpu_us_per_request_64": stat(r["cpu64"]),
+                  "closed_loop_64_rps": stat(r["rps64"]), "rate_held": all(r["held"])} for key, r in raw.items()}}
+
+    def connections(self):
+        """New connections per second, and memory per idle connection."""
+        raw = {key: {"rate": [], "cpu": [], "time_wait": []} for key in COMPUTING + ["floor"] + ([
+            "baseline"] if BASELINE else [])}
+
+        def measure(server):
+            rate, cpu, waiting = churn(server)
+            raw[server.key]["rate"].append(rate)
+            raw[server.key]["cpu"].append(cpu)
+            raw[server.key]["time_wait"].append(waiting)
+
+        self.each_round(list(raw), measure)
+        self.results["churn"] = {key: {"connections_per_s": stat(r["rate"]), "cpu_us_per_connection": stat(r["cpu"]),
+                                       "time_wait_before": r["time_wait"]} for key, r in raw.items()}
+        memory = {}
+        for key in CONCURRENT + (["baseline"] if BASELINE else []):
+            log(f"idle memory: {key}")
+            with self.servers[key] as server:
+                per, opened = idle_memory(server)
+            memory[key] = {"kib_per_connection": per, "open": opened}
+        self.results["idle_memory"] = {"connections": IDLE, "rows": memory}
+
+    def demo(self):
+        """The talk's demo: a fib(1) client alone, then beside two connections pipelining fib(40)."""
+        raw = {key: {k: [] for k in ("p99", "p99_beside", "rps", "rps_beside", "held", "held_beside")}
+               for key in COMPUTING}
+
+        def measure(server):
+            row = raw[server.key]
+            for suffix in ("", "_beside"):
+                load = fib_perf(server, "-c", 2, "-n", 40, "--pipeline", 4, "-d", 3 * SECONDS + 10,
+                                background=True) if suffix else None
+                if load:
+                    time.sleep(0.3)
+                summary = fib_perf(server, "-c", 1, "--rate", DEMO_RATE, "-d", SECONDS, "--timeout", SECONDS + 1)
+                row["p99" + suffix].append(latency(summary, "p99"))
+                row["held" + suffix].append(held(summary))
+                row["rps" + suffix].append(
+                    fib_perf(server, "-c", 1, "-d", SECONDS, "--timeout", SECONDS + 1)["rps"])
+                if load:
+                    load.kill()
+                    load.wait()
+
+        self.each_round(COMPUTING, measure)
+        self.results["demo"] = {"rate": DEMO_RATE, "rows": {
+            key: {"p99_us_alone": stat(r["p99"]), "p99_us_beside": stat(r["p99_beside"]),
+                  "rps_alone": stat(r["rps"]), "rps_beside": stat(r["rps_beside"]),
+                  "rate_held_alone": all(r["held"]), "rate_held_beside": all(r["held_beside"])}
+            for key, r in raw.items()}}
+
+    def probes(self):
+        rows = {}
+        for key, server in self.servers.items():
+            with server:
+                ok, got = probe(server)
+            rows[key] = {"name": server.name, "command": server.command(), "answers_correct": ok, "probe": got}
+            log(f"{key}: answers {'correct' if ok else 'WRONG: ' + repr(got)}")
+        self.results["servers"] = rows
+
+    def run(self):
+        self.results.update(machine=machine(), settings={
+            "quick": QUICK, "rounds": ROUNDS, "run_seconds": SECONDS, "idle_connections": IDLE, "sweep": SWEEP,
+            "cpu_source": "cgroup cpuacct.usage" if self.servers["thread"].cgroup else "/proc/PID/stat",
+            "client": "fib_perf (bench: closed loop unless a rate is given)"})
+        started = time.monotonic()
+        self.probes()
+        self.table()
+        self.sweep()
+        self.floor()
+        self.connections()
+        self.demo()
+        self.results["checked_runs"] = {
+            "runs": len(runs_checked),
+            "with_wrong_answers": [r for r in runs_checked if r[3]]}
+        self.results["elapsed_s"] = round(time.monotonic() - started)
+
+
+def nice_floor(value):
+    """The largest 1, 2 or 5 times a power of ten not above value."""
+    scale = 1
+    while scale * 10 <= value:
+        scale *= 10
+    return max(m * scale for m in (1, 2, 5) if m * scale <= value) if value >= 1 else 0
+
+
+def machine():
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ""
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "kernel": platform.release(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+if __name__ == "__main__":
+    import report  # bench/report.py: Markdown, plots and the check
+
+    if sys.argv[1:2] == ["--check"]:
+        sys.exit(report.check(sys.argv[2]))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with tempfile.TemporaryDirectory() as work:
+        env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GOPATH=os.path.join(work, "go"))
+        subprocess.run(["go", "build", "-o", f"{work}/fib_go", f"{REPO}/bench/peers/fib_go.go"], check=True, env=env)
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", f"{work}/floor", f"{REPO}/bench/peers/floor.c"], check=True)
+        bench = Bench(work)
+        try:
+            bench.run()
+        finally:
+            for server in bench.servers.values():
+                server.stop()
+                server.remove_cgroup()
+    os.makedirs(OUT, exist_ok=True)
+    report.write(bench.results, OUT)
+    sys.exit(report.check(OUT))

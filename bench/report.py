@@ -1,0 +1,202 @@
+"""bench/compare.py's output: results.json as measured, results.md (the
+tables the README quotes), sweep_*.png drawn by gnuplot, and the check that
+every row is there and every server answered correctly."""
+import json
+import os
+import subprocess
+
+# Row order and the keys each table needs (None allowed only where listed).
+TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]
+SWEPT = ["thread", "coroutine", "go"]
+FLOOR = ["thread", "floor", "go", "coroutine"]
+IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]
+DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]
+
+
+def number(value):
+    if value is None:
+        return "none"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def cell(s, none="none answered"):
+    """median (min-max) of a stat, or what it means when there were no runs with a value."""
+    if s is None:
+        return none
+    if s["min"] == s["max"]:
+        return number(s["median"])
+    return f"{number(s['median'])} ({number(s['min'])}-{number(s['max'])})"
+
+
+def ratio(a, b):
+    if not a or not b:
+        return "n/a"
+    return f"{a['median'] / b['median']:.2f}x"
+
+
+def markdown(r):
+    m, settings = r["machine"], r["settings"]
+    names = {key: row["name"] for key, row in r["servers"].items()}
+    out = [f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, commit {m['commit']}"
+           f"{' with uncommitted changes' if m['dirty'] else ''}: medians (min-max) of {settings['rounds']} "
+           f"alternating runs of {settings['run_seconds']:g} s, each server started afresh for each round; client "
+           f"fib_perf; server CPU from {settings['cpu_source']}, over all of the server's threads and processes.", ""]
+
+    t = r["table"]
+    out += ["### The write-up's table", "",
+            "| server | one client, fib(1), req/s | fib(30) latency, ms | three clients at once, req/s per client "
+            "(slowest connection) | resident memory, three clients, MiB | server CPU per request at "
+            f"{t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- | --- |"]
+    for key in TABLE:
+        row = t["rows"][key]
+        cpu = cell(row["cpu_us_per_request"]) + ("" if row["rate_held"] else " (rate not held)")
+        out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | "
+                   f"{cell(row['fib30_ms'], 'does not compute') if key != 'floor' else 'does not compute'} | "
+                   f"{cell(row['three_clients_rps_per_client'])} ({cell(row['three_clients_slowest_connection_rps'])})"
+                   f" | {cell(row['rss_mib'])} | {cpu} |")
+
+    out += ["", "### Connections from 1 to 256", "",
+            "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).", "",
+            "| connections | " + " | ".join(names[k] for k in SWEPT) + " |", "| --- |" + " --- |" * len(SWEPT)]
+    for c in settings["sweep"]:
+        cells = []
+        for key in SWEPT:
+            s = r["sweep"][key][str(c)]
+            cells.append(f"{cell(s['rps'])} req/s, p99 {cell(s['p99_us'])}, CPU {cell(s['cpu_us_per_request'])}")
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+    out += ["", "![req/s against connections](sweep_rps.png) ![p99 against connections](sweep_p99.png) "
+            "![server CPU per request against connections](sweep_cpu.png)"]
+
+    f = r["floor"]
+    churn = r["churn"]
+    out += ["", "### The thread mode against the floor", "",
+            f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
+            "connections; server CPU per new connection (us, connect, fib(1), close, from the churn run below).", "",
+            "| server | CPU per request, 3 connections | CPU per request, 64 connections | req/s, 64 connections "
+            "| CPU per new connection |", "| --- | --- | --- | --- | --- |"]
+    for key in f["rows"]:
+        row = f["rows"][key]
+        held = "" if row["rate_held"] else " (rate not held)"
+        out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{held} | {cell(row['cpu_us_per_request_64'])}"
+                   f" | {cell(row['closed_loop_64_rps'])} | {cell(churn[key]['cpu_us_per_connection'])} |")
+    for other in ("floor", "go"):
+        a, b = f["rows"]["thread"], f["rows"][other]
+        out.append(f"| thread mode / {other} | {ratio(a['cpu_us_per_request_3'], b['cpu_us_per_request_3'])} | "
+                   f"{ratio(a['cpu_us_per_request_64'], b['cpu_us_per_request_64'])} | "
+                   f"{ratio(a['closed_loop_64_rps'], b['closed_loop_64_rps'])} | "
+                   f"{ratio(churn['thread']['cpu_us_per_connection'], churn[other]['cpu_us_per_connection'])} |")
+
+    idle = r["idle_memory"]
+    out += ["", "### Connections: new ones per second, idle ones in memory", "",
+            f"New connections per second from bench/churn (2 threads: connect, fib(1), close), with the server's "
+            f"CPU per connection and the TIME_WAIT sockets present before each run; resident memory per idle "
+            f"connection with {idle['connections']:,} open (each served once), one run.", "",
+            "| server | new connections/s | server CPU per connection, us | TIME_WAIT before | KiB per idle connection |",
+            "| --- | --- | --- | --- | --- |"]
+    for key in churn:
+        waits = churn[key]["time_wait_before"]
+        memory = idle["rows"].get(key)
+        kib = "serves one connection at a time" if memory is None else (
+            number(memory["kib_per_connection"]) if memory["open"] == idle["connections"]
+            else f"only {memory['open']} opened")
+        out.append(f"| {names[key]} | {cell(churn[key]['connections_per_s'])} | "
+                   f"{cell(churn[key]['cpu_us_per_connection'])} | {min(waits):,}-{max(waits):,} | {kib} |")
+
+    d = r["demo"]
+    out += ["", "### The talk's demo", "",
+            f"A fib(1) client at {d['rate']:,} req/s (p99 latency, counted from each request's scheduled time) "
+            "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
+            "each). \"none answered\": not one answer within the run.", "",
+            "| server | p99 alone, us | p99 beside fib(40), us | req/s alone | req/s beside fib(40) |",
+            "| --- | --- | --- | --- | --- |"]
+    for key in DEMO:
+        row = d["rows"][key]
+        late = "" if row["rate_held_beside"] else " (rate not held)"
+        out.append(f"| {names[key]} | {cell(row['p99_us_alone'])} | {cell(row['p99_us_beside'])}{late} | "
+                   f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
+
+    out += ["", "### The servers", "", "| server | command | answers checked |", "| --- | --- | --- |"]
+    for key, row in r["servers"].items():
+        out.append(f"| {row['name']} | `{row['command']}` | {'correct' if row['answers_correct'] else 'WRONG'} |")
+    checked = r["checked_runs"]
+    out += ["", f"{checked['runs']} fib_perf runs, every answer checked: "
+            f"{len(checked['with_wrong_answers'])} with wrong answers. Took {r['elapsed_s']} s.", ""]
+    return "\n".join(out)
+
+
+def plots(r, out):
+    names = {key: r["servers"][key]["name"] for key in SWEPT}
+    for metric, title in (("rps", "req/s"), ("p99_us", "p99 latency (us)"), ("cpu_us_per_request",
+                                                                            "server CPU per request (us)")):
+        data = os.path.join(out, f"sweep_{metric}.dat")
+        with open(data, "w") as f:
+            for c in r["settings"]["sweep"]:
+                values = [r["sweep"][key][str(c)][metric] for key in SWEPT]
+                f.write(f"{c} " + " ".join(str(v["median"]) if v else "NaN" for v in values) + "\n")
+        name = {"rps": "rps", "p99_us": "p99", "cpu_us_per_request": "cpu"}[metric]
+        lines = ", ".join(f"'{data}' using 1:{i + 2} with linespoints title '{names[key]}'"
+                          for i, key in enumerate(SWEPT))
+        script = (f"set terminal pngcairo size 720,420; set output '{out}/sweep_{name}.png';"
+                  f"set logscale x 2; set xlabel 'connections'; set ylabel '{title}'; set key top left;"
+                  f"set title 'Closed loop, fib(1): {title}'; set grid; plot {lines}")
+        subprocess.run(["gnuplot", "-e", script], check=True)
+        os.remove(data)
+
+
+def write(results, out):
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(results))
+    plots(results, out)
+
+
+def check(out):
+    """0 when every server answered correctly and every row has its figures."""
+    with open(os.path.join(out, "results.json")) as f:
+        r = json.load(f)
+    problems = []
+
+    def need(condition, what):
+        if not condition:
+            problems.append(what)
+
+    for key in TABLE:
+        need(r["servers"].get(key, {}).get("answers_correct"), f"{key}: wrong answers to the probe")
+        row = r["table"]["rows"].get(key, {})
+        for field in ("one_client_rps", "three_clients_rps_per_client", "rss_mib", "cpu_us_per_request"):
+            need(row.get(field), f"table: {key}: no {field}")
+        need(key == "floor" or row.get("fib30_ms"), f"table: {key}: no fib(30) latency")
+        need(r["churn"].get(key, {}).get("connections_per_s"), f"churn: {key}: no figure")
+    for key in SWEPT:
+        for c in r["settings"]["sweep"]:
+            s = r["sweep"].get(key, {}).get(str(c), {})
+            need(s.get("rps") and s.get("p99_us") and s.get("cpu_us_per_request"), f"sweep: {key}: {c}: missing")
+    for key in FLOOR:
+        row = r["floor"]["rows"].get(key, {})
+        need(row.get("cpu_us_per_request_3") and row.get("cpu_us_per_request_64") and row.get("closed_loop_64_rps"),
+             f"floor: {key}: missing")
+    for key in IDLE:
+        row = r["idle_memory"]["rows"].get(key, {})
+        need(row.get("open") == r["idle_memory"]["connections"] and row.get("kib_per_connection") is not None,
+             f"idle memory: {key}: not all connections were served")
+    for key in DEMO:
+        row = r["demo"]["rows"].get(key, {})
+        # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
+        need(row.get("p99_us_alone") and row.get("rps_alone"), f"demo: {key}: no answers alone")
+        need("p99_us_beside" in row and "rps_beside" in row, f"demo: {key}: no row beside fib(40)")
+    need(r["checked_runs"]["runs"] > 0, "no fib_perf runs")
+    need(not r["checked_runs"]["with_wrong_answers"], f"wrong answers: {r['checked_runs']['with_wrong_answers']}")
+    with open(os.path.join(out, "results.md")) as f:
+        text = f.read()
+    for key in TABLE:
+        need(r["servers"][key]["name"] in text, f"results.md: no row for {key}")
+    for name in ("rps", "p99", "cpu"):
+        path = os.path.join(out, f"sweep_{name}.png")
+        need(os.path.exists(path) and os.path.getsize(path) > 1000, f"{path}: missing")
+    for problem in problems:
+        print(f"compare: check: {problem}")
+    print(f"compare: check: {'FAILED' if problems else 'every row present, every answer correct'} ({out})")
+    return 1 if problems else 0
