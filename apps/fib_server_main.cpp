@@ -1,5 +1,7 @@
 // fib_server: parses the command line, sets up logging, hands the config to
 // the library.
+#include <pthread.h>
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -20,6 +22,27 @@ namespace {
 
 // How long the exit waits for stderr to take the last log lines.
 constexpr std::chrono::milliseconds kLogFlushTimeout{500};
+
+// The stack of every thread fib_server starts (one per connection in thread
+// mode), instead of glibc's default of RLIMIT_STACK (8 MiB). The deepest a
+// connection thread was seen to reach is 12 KiB (fib(45) recurses 45 frames
+// deep; error replies and logging go a little further), so this leaves ten
+// times that. Resident memory is the same either way (only touched pages
+// count); what shrinks is the address space reserved per connection: 10,000
+// connections reserve 1.3 GiB instead of 80 GiB, which is what counts under
+// strict overcommit (vm.overcommit_memory=2) or an RLIMIT_AS, and glibc's
+// cache of freed stacks (40 MiB) holds 320 of them instead of 5.
+constexpr std::size_t kThreadStackBytes = 128 * 1024;
+
+// Gives every thread started from now on a stack of kThreadStackBytes.
+bool use_small_thread_stacks() {
+  pthread_attr_t attributes;
+  if (pthread_attr_init(&attributes) != 0) return false;
+  const bool done =
+      pthread_attr_setstacksize(&attributes, kThreadStackBytes) == 0 && pthread_setattr_default_np(&attributes) == 0;
+  pthread_attr_destroy(&attributes);
+  return done;
+}
 
 // Seconds, kept to the millisecond: 0 turns the feature off, anything else
 // must be at least a millisecond (and at most a day).
@@ -132,6 +155,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   fib::ServerConfig config;
   std::string log_level = "info";
   if (const int status = parse_options(argc, argv, config, log_level); status >= 0) return status;
+  const bool small_stacks = use_small_thread_stacks();  // before the first thread starts
 
   fib::AsyncLog log("fib_server", spdlog::level::from_str(log_level));
   // A stderr nobody reads must not hold up the exit either: what it takes
@@ -145,6 +169,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
 
   try {
     spdlog::info("descriptor limit {}", fib::raise_descriptor_limit());
+    if (!small_stacks)
+      spdlog::warn("threads keep the default stack size: setting {} KiB failed", kThreadStackBytes / 1024);
     fib::Server server(config);
     // Blocks SIGINT and SIGTERM before run() starts any thread or logs
     // "listening on".

@@ -436,6 +436,32 @@ class Bench:
                   "rate_held_alone": all(r["held"]), "rate_held_beside": all(r["held_beside"])}
             for key, r in raw.items()}}
 
+    def client(self):
+        """fib_perf's own cost: its CPU per request against bench/min_client's
+        (a blocking loop that checks and times nothing), both against the floor."""
+        raw = {(tool, c): {"rps": [], "cpu": []} for tool in ("fib_perf", "min_client") for c in (1, 3)}
+
+        def children_cpu():
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return usage.ru_utime + usage.ru_stime
+
+        def measure(server):
+            for c in (1, 3):
+                for tool in ("fib_perf", "min_client"):
+                    before = children_cpu()
+                    if tool == "fib_perf":
+                        rps = fib_perf(server, "-c", c, "-d", SECONDS)["rps"]
+                    else:
+                        done = subprocess.run([f"{BIN}/min_client", server.address, "-c", str(c), "-d", str(SECONDS)],
+                                              capture_output=True, text=True, check=True)
+                        rps = float(done.stdout.split()[0])
+                    raw[tool, c]["rps"].append(rps)
+                    raw[tool, c]["cpu"].append((children_cpu() - before) * 1e6 / (rps * SECONDS) if rps else None)
+
+        self.each_round(["floor"], measure)
+        self.results["client"] = {f"{tool} {c}": {"rps": stat(r["rps"]), "cpu_us_per_request": stat(r["cpu"])}
+                                  for (tool, c), r in raw.items()}
+
     def probes(self):
         rows = {}
         for key, server in self.servers.items():
@@ -457,6 +483,7 @@ class Bench:
         self.floor()
         self.connections()
         self.demo()
+        self.client()
         self.results["checked_runs"] = {
             "runs": len(runs_checked),
             "with_wrong_answers": [r for r in runs_checked if r[3]]}

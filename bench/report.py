@@ -117,6 +117,17 @@ def markdown(r):
         out.append(f"| {names[key]} | {cell(row['p99_us_alone'])} | {cell(row['p99_us_beside'])}{late} | "
                    f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
 
+    c = r["client"]
+    out += ["", "### The client's own cost", "",
+            "fib_perf (every answer checked, every latency recorded) against bench/min_client (send, receive, "
+            "nothing checked or timed), closed loop against the floor: req/s and the client's CPU per request (us).",
+            "", "| connections | fib_perf req/s | min_client req/s | fib_perf CPU per request | min_client CPU per "
+            "request | fib_perf / min_client CPU |", "| --- | --- | --- | --- | --- | --- |"]
+    for n in (1, 3):
+        a, b = c[f"fib_perf {n}"], c[f"min_client {n}"]
+        out.append(f"| {n} | {cell(a['rps'])} | {cell(b['rps'])} | {cell(a['cpu_us_per_request'])} | "
+                   f"{cell(b['cpu_us_per_request'])} | {ratio(a['cpu_us_per_request'], b['cpu_us_per_request'])} |")
+
     out += ["", "### The servers", "", "| server | command | answers checked |", "| --- | --- | --- |"]
     for key, row in r["servers"].items():
         out.append(f"| {row['name']} | `{row['command']}` | {'correct' if row['answers_correct'] else 'WRONG'} |")
@@ -187,6 +198,8 @@ def check(out):
         # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
         need(row.get("p99_us_alone") and row.get("rps_alone"), f"demo: {key}: no answers alone")
         need("p99_us_beside" in row and "rps_beside" in row, f"demo: {key}: no row beside fib(40)")
+    for key, row in r["client"].items():
+        need(row["rps"] and row["cpu_us_per_request"], f"client: {key}: missing")
     need(r["checked_runs"]["runs"] > 0, "no fib_perf runs")
     need(not r["checked_runs"]["with_wrong_answers"], f"wrong answers: {r['checked_runs']['with_wrong_answers']}")
     with open(os.path.join(out, "results.md")) as f:

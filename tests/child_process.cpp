@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -81,6 +82,32 @@ std::string ChildProcess::out() const { return read_file(out_path_); }
 std::string ChildProcess::err() const { return err_path_.empty() ? std::string() : read_file(err_path_); }
 
 void ChildProcess::signal(int number) { ::kill(pid_, number); }
+
+std::vector<std::size_t> ChildProcess::thread_stack_sizes() const {
+  const std::string proc = "/proc/" + std::to_string(pid_);
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> mappings;  // [begin, end)
+  std::istringstream maps(read_file(proc + "/maps"));
+  for (std::string line; std::getline(maps, line);) {
+    std::uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    std::istringstream(line) >> std::hex >> begin >> dash >> end;
+    mappings.emplace_back(begin, end);
+  }
+  std::vector<std::size_t> sizes;
+  for (const auto& task : std::filesystem::directory_iterator(proc + "/task")) {
+    if (task.path().filename() == std::to_string(pid_)) continue;
+    // "NR ARG1 ... ARG6 SP PC" in a system call, "-1 SP PC" blocked outside one, "running".
+    std::istringstream syscall(read_file(task.path().string() + "/syscall"));
+    std::vector<std::string> fields;
+    for (std::string field; syscall >> field;) fields.push_back(field);
+    if (fields.size() < 3) continue;
+    const std::uintptr_t sp = std::stoull(fields[fields.size() - 2], nullptr, 16);
+    for (const auto& [begin, end] : mappings) {
+      if (begin <= sp && sp < end) sizes.push_back(end - begin);
+    }
+  }
+  return sizes;
+}
 
 double ChildProcess::cpu_seconds() const {
   const std::string stat = read_file("/proc/" + std::to_string(pid_) + "/stat");

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,10 @@ class ChildProcess {
   void signal(int number);
   // CPU time (user + system) the child has used so far, from /proc.
   double cpu_seconds() const;
+  // For each of the child's threads but the first, the size of the memory
+  // mapping its stack pointer is in: its stack. Threads that are running
+  // at the moment of looking are left out.
+  std::vector<std::size_t> thread_stack_sizes() const;
   // The exit status (128 + signal if killed), or nullopt if still running
   // after `timeout`.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);

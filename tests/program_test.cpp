@@ -198,12 +198,27 @@ TEST_P(ProgramTest, OutOfDescriptorsBacksOffQuietlyAndRecovers) {
   EXPECT_EQ(server.wait_exit(0ms), std::nullopt);  // still running
 }
 
+TEST_P(ProgramTest, ThreadsHaveSmallStacks) {
+  ServerProcess server(args({"127.0.0.1:0"}));
+  const std::uint16_t port = server.wait_for_port();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<Client>(port));
+    clients.back()->send("20\n");
+    EXPECT_EQ(clients.back()->read_line(), "6765");
+  }
+  std::this_thread::sleep_for(100ms);  // every thread back to waiting
+  const std::vector<std::size_t> stacks = server.thread_stack_sizes();
+  EXPECT_GE(stacks.size(), 4U);  // in thread mode, one per connection; the log thread; loops and workers
+  for (const std::size_t bytes : stacks) EXPECT_LE(bytes, 128U * 1024) << "a thread with the default 8 MiB stack";
+}
+
 TEST(Program, ThreadCreationFailureIsAnErrorLineAndTheServerCarriesOn) {
 #ifdef FIB_SERVER_SANITIZED
   GTEST_SKIP() << "a sanitized fib_server reserves terabytes of address space and cannot start under a small "
                   "RLIMIT_AS; the normal build runs this test";
 #endif
-  // Little address space: thread stacks run out after a few dozen threads.
+  // Little address space: threads (their stacks and malloc arenas) run out.
   ChildProcess server("/usr/bin/prlimit", {"--as=200000000", FIB_SERVER_BIN, "127.0.0.1:0"});
   const std::uint16_t port = server.wait_for_listening_port();
   std::vector<std::unique_ptr<Client>> clients;
