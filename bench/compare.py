@@ -6,11 +6,14 @@ covers every thread and process of the server (the asyncio server's pool
 included): a cpuacct cgroup per server where the machine has one (as root),
 /proc/PID/stat otherwise. Writes results.json, results.md and sweep_*.png
 into OUT, and fails when a server answered wrongly or a figure is missing.
+Written to bench/results (the default OUT), the results also replace the
+README's copy of them.
 
 Usage: python3 bench/compare.py            measure (environment below)
-       python3 bench/compare.py --check DIR check DIR/results.json
+       python3 bench/compare.py --check DIR check DIR/results.json (SECTIONS too)
 Environment: BIN (build/bin), OUT (bench/results), QUICK=1 (short runs),
-ROUNDS, RUN_SECONDS, IDLE (open idle connections), BASELINE (another
+ROUNDS, RUN_SECONDS, IDLE (open idle connections), SECTIONS (a comma-separated
+subset of table,sweep,floor,connections,demo,client), BASELINE (another
 fib_server binary, measured beside the thread mode as "baseline")."""
 import datetime
 import json
@@ -34,6 +37,8 @@ SECONDS = float(os.environ.get("RUN_SECONDS", "0.5" if QUICK else "3"))
 IDLE = int(os.environ.get("IDLE", "1000" if QUICK else "10000"))
 SWEEP = [1, 4, 16, 64, 256] if QUICK else [1, 2, 4, 8, 16, 32, 64, 128, 256]
 BASELINE = os.environ.get("BASELINE", "")
+ALL_SECTIONS = ["table", "sweep", "floor", "connections", "demo", "client"]
+SECTIONS = [name for name in os.environ.get("SECTIONS", ",".join(ALL_SECTIONS)).split(",") if name]
 HZ = os.sysconf("SC_CLK_TCK")
 DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
@@ -475,15 +480,12 @@ class Bench:
         self.results.update(machine=machine(), settings={
             "quick": QUICK, "rounds": ROUNDS, "run_seconds": SECONDS, "idle_connections": IDLE, "sweep": SWEEP,
             "cpu_source": "cgroup cpuacct.usage" if self.servers["thread"].cgroup else "/proc/PID/stat",
-            "client": "fib_perf (bench: closed loop unless a rate is given)"})
+            "sections": SECTIONS})
         started = time.monotonic()
         self.probes()
-        self.table()
-        self.sweep()
-        self.floor()
-        self.connections()
-        self.demo()
-        self.client()
+        for name in ALL_SECTIONS:
+            if name in SECTIONS:
+                getattr(self, name)()
         self.results["checked_runs"] = {
             "runs": len(runs_checked),
             "with_wrong_answers": [r for r in runs_checked if r[3]]}
@@ -515,7 +517,10 @@ if __name__ == "__main__":
     import report  # bench/report.py: Markdown, plots and the check
 
     if sys.argv[1:2] == ["--check"]:
-        sys.exit(report.check(sys.argv[2]))
+        sys.exit(report.check(sys.argv[2], SECTIONS))
+    unknown = set(SECTIONS) - set(ALL_SECTIONS)
+    if unknown:
+        sys.exit(f"compare: SECTIONS: unknown {', '.join(sorted(unknown))}; the sections are {','.join(ALL_SECTIONS)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with tempfile.TemporaryDirectory() as work:
@@ -531,4 +536,8 @@ if __name__ == "__main__":
                 server.remove_cgroup()
     os.makedirs(OUT, exist_ok=True)
     report.write(bench.results, OUT)
-    sys.exit(report.check(OUT))
+    if OUT == os.path.join(REPO, "bench", "results") and not QUICK:
+        with open(os.path.join(OUT, "results.md")) as f:
+            if report.update_readme(os.path.join(REPO, "README.md"), f.read()):
+                log("README.md: the performance section now shows these results")
+    sys.exit(report.check(OUT, SECTIONS))

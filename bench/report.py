@@ -36,65 +36,71 @@ def ratio(a, b):
     return f"{a['median'] / b['median']:.2f}x"
 
 
-def markdown(r):
-    m, settings = r["machine"], r["settings"]
-    names = {key: row["name"] for key, row in r["servers"].items()}
-    out = [f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, commit {m['commit']}"
-           f"{' with uncommitted changes' if m['dirty'] else ''}: medians (min-max) of {settings['rounds']} "
-           f"alternating runs of {settings['run_seconds']:g} s, each server started afresh for each round; client "
-           f"fib_perf; server CPU from {settings['cpu_source']}, over all of the server's threads and processes.", ""]
-
+def table_md(r, names):
     t = r["table"]
-    out += ["### The write-up's table", "",
-            "| server | one client, fib(1), req/s | fib(30) latency, ms | three clients at once, req/s per client "
-            "(slowest connection) | resident memory, three clients, MiB | server CPU per request at "
-            f"{t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- | --- |"]
+    out = ["### The write-up's table", "",
+           "| server | one client, fib(1), req/s | fib(30) latency, ms | three clients at once, req/s per client "
+           "| the slowest of the three, req/s | resident memory, three clients, MiB | server CPU per request at "
+           f"{t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for key in TABLE:
         row = t["rows"][key]
         cpu = cell(row["cpu_us_per_request"]) + ("" if row["rate_held"] else " (rate not held)")
-        out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | "
-                   f"{cell(row['fib30_ms'], 'does not compute') if key != 'floor' else 'does not compute'} | "
-                   f"{cell(row['three_clients_rps_per_client'])} ({cell(row['three_clients_slowest_connection_rps'])})"
-                   f" | {cell(row['rss_mib'])} | {cpu} |")
+        fib30 = "does not compute" if key == "floor" else cell(row["fib30_ms"])
+        out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | {fib30} | "
+                   f"{cell(row['three_clients_rps_per_client'])} | "
+                   f"{cell(row['three_clients_slowest_connection_rps'])} | {cell(row['rss_mib'])} | {cpu} |")
+    return out
 
-    out += ["", "### Connections from 1 to 256", "",
-            "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).", "",
-            "| connections | " + " | ".join(names[k] for k in SWEPT) + " |", "| --- |" + " --- |" * len(SWEPT)]
-    for c in settings["sweep"]:
+
+def sweep_md(r, names):
+    out = ["### Connections from 1 to 256", "",
+           "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).", "",
+           "| connections | " + " | ".join(names[k] for k in SWEPT) + " |", "| --- |" + " --- |" * len(SWEPT)]
+    for c in r["settings"]["sweep"]:
         cells = []
         for key in SWEPT:
             s = r["sweep"][key][str(c)]
             cells.append(f"{cell(s['rps'])} req/s, p99 {cell(s['p99_us'])}, CPU {cell(s['cpu_us_per_request'])}")
         out.append(f"| {c} | " + " | ".join(cells) + " |")
-    out += ["", "![req/s against connections](sweep_rps.png) ![p99 against connections](sweep_p99.png) "
-            "![server CPU per request against connections](sweep_cpu.png)"]
+    return out + ["", "![req/s against connections](sweep_rps.png) ![p99 against connections](sweep_p99.png) "
+                  "![server CPU per request against connections](sweep_cpu.png)"]
 
+
+def floor_md(r, names):
     f = r["floor"]
-    churn = r["churn"]
-    out += ["", "### The thread mode against the floor", "",
-            f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
-            "connections; server CPU per new connection (us, connect, fib(1), close, from the churn run below).", "",
-            "| server | CPU per request, 3 connections | CPU per request, 64 connections | req/s, 64 connections "
-            "| CPU per new connection |", "| --- | --- | --- | --- | --- |"]
-    for key in f["rows"]:
-        row = f["rows"][key]
+    churn = r.get("churn", {})
+
+    def per_connection(key):
+        return cell(churn[key]["cpu_us_per_connection"]) if key in churn else "not measured"
+
+    out = ["### The thread mode against the floor", "",
+           f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
+           "connections; server CPU per new connection (us; connect, fib(1), close; from the churn run below).", "",
+           "| server | CPU per request, 3 connections | CPU per request, 64 connections | req/s, 64 connections "
+           "| CPU per new connection |", "| --- | --- | --- | --- | --- |"]
+    for key, row in f["rows"].items():
         held = "" if row["rate_held"] else " (rate not held)"
         out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{held} | {cell(row['cpu_us_per_request_64'])}"
-                   f" | {cell(row['closed_loop_64_rps'])} | {cell(churn[key]['cpu_us_per_connection'])} |")
+                   f" | {cell(row['closed_loop_64_rps'])} | {per_connection(key)} |")
     for other in ("floor", "go"):
         a, b = f["rows"]["thread"], f["rows"][other]
+        per = (ratio(churn["thread"]["cpu_us_per_connection"], churn[other]["cpu_us_per_connection"])
+               if "thread" in churn and other in churn else "n/a")
         out.append(f"| thread mode / {other} | {ratio(a['cpu_us_per_request_3'], b['cpu_us_per_request_3'])} | "
                    f"{ratio(a['cpu_us_per_request_64'], b['cpu_us_per_request_64'])} | "
-                   f"{ratio(a['closed_loop_64_rps'], b['closed_loop_64_rps'])} | "
-                   f"{ratio(churn['thread']['cpu_us_per_connection'], churn[other]['cpu_us_per_connection'])} |")
+                   f"{ratio(a['closed_loop_64_rps'], b['closed_loop_64_rps'])} | {per} |")
+    return out
 
-    idle = r["idle_memory"]
-    out += ["", "### Connections: new ones per second, idle ones in memory", "",
-            f"New connections per second from bench/churn (2 threads: connect, fib(1), close), with the server's "
-            f"CPU per connection and the TIME_WAIT sockets present before each run; resident memory per idle "
-            f"connection with {idle['connections']:,} open (each served once), one run.", "",
-            "| server | new connections/s | server CPU per connection, us | TIME_WAIT before | KiB per idle connection |",
-            "| --- | --- | --- | --- | --- |"]
+
+def connections_md(r, names):
+    idle, churn = r["idle_memory"], r["churn"]
+    out = ["### Connections: new ones per second, idle ones in memory", "",
+           "New connections per second from bench/churn (2 threads: connect, fib(1), close; each connection from a "
+           "loopback source address of its own), with the server's CPU per connection and the TIME_WAIT sockets "
+           f"present before each run; resident memory per idle connection with {idle['connections']:,} open (each "
+           "served once), one run.", "",
+           "| server | new connections/s | server CPU per connection, us | TIME_WAIT before | KiB per idle connection |",
+           "| --- | --- | --- | --- | --- |"]
     for key in churn:
         waits = churn[key]["time_wait_before"]
         memory = idle["rows"].get(key)
@@ -103,33 +109,54 @@ def markdown(r):
             else f"only {memory['open']} opened")
         out.append(f"| {names[key]} | {cell(churn[key]['connections_per_s'])} | "
                    f"{cell(churn[key]['cpu_us_per_connection'])} | {min(waits):,}-{max(waits):,} | {kib} |")
+    return out
 
+
+def demo_md(r, names):
     d = r["demo"]
-    out += ["", "### The talk's demo", "",
-            f"A fib(1) client at {d['rate']:,} req/s (p99 latency, counted from each request's scheduled time) "
-            "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
-            "each). \"none answered\": not one answer within the run.", "",
-            "| server | p99 alone, us | p99 beside fib(40), us | req/s alone | req/s beside fib(40) |",
-            "| --- | --- | --- | --- | --- |"]
+    out = ["### The talk's demo", "",
+           f"A fib(1) client at {d['rate']:,} req/s (p99 latency, counted from each request's scheduled time) "
+           "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
+           "each). \"none answered\": not one answer within the run.", "",
+           "| server | p99 alone, us | p99 beside fib(40), us | req/s alone | req/s beside fib(40) |",
+           "| --- | --- | --- | --- | --- |"]
     for key in DEMO:
         row = d["rows"][key]
         late = "" if row["rate_held_beside"] else " (rate not held)"
         out.append(f"| {names[key]} | {cell(row['p99_us_alone'])} | {cell(row['p99_us_beside'])}{late} | "
                    f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
+    return out
 
+
+def client_md(r, names):
     c = r["client"]
-    out += ["", "### The client's own cost", "",
-            "fib_perf (every answer checked, every latency recorded) against bench/min_client (send, receive, "
-            "nothing checked or timed), closed loop against the floor: req/s and the client's CPU per request (us).",
-            "", "| connections | fib_perf req/s | min_client req/s | fib_perf CPU per request | min_client CPU per "
-            "request | fib_perf / min_client CPU |", "| --- | --- | --- | --- | --- | --- |"]
+    out = ["### The client's own cost", "",
+           "fib_perf (every answer checked, every latency recorded) against bench/min_client (send, receive, "
+           "nothing checked or timed), closed loop against the floor: req/s and the client's CPU per request (us).",
+           "", "| connections | fib_perf req/s | min_client req/s | fib_perf CPU per request | min_client CPU per "
+           "request | fib_perf / min_client CPU |", "| --- | --- | --- | --- | --- | --- |"]
     for n in (1, 3):
         a, b = c[f"fib_perf {n}"], c[f"min_client {n}"]
         out.append(f"| {n} | {cell(a['rps'])} | {cell(b['rps'])} | {cell(a['cpu_us_per_request'])} | "
                    f"{cell(b['cpu_us_per_request'])} | {ratio(a['cpu_us_per_request'], b['cpu_us_per_request'])} |")
+    return out
 
+
+SECTION_MD = {"table": table_md, "sweep": sweep_md, "floor": floor_md, "connections": connections_md,
+              "demo": demo_md, "client": client_md}
+
+
+def markdown(r):
+    m, settings = r["machine"], r["settings"]
+    names = {key: row["name"] for key, row in r["servers"].items()}
+    out = [f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, commit {m['commit']}"
+           f"{' with uncommitted changes' if m['dirty'] else ''}: medians (min-max) of {settings['rounds']} "
+           f"alternating runs of {settings['run_seconds']:g} s, each server started afresh for each round; client "
+           f"fib_perf; server CPU from {settings['cpu_source']}, over all of the server's threads and processes."]
+    for name in settings["sections"]:
+        out += [""] + SECTION_MD[name](r, names)
     out += ["", "### The servers", "", "| server | command | answers checked |", "| --- | --- | --- |"]
-    for key, row in r["servers"].items():
+    for row in r["servers"].values():
         out.append(f"| {row['name']} | `{row['command']}` | {'correct' if row['answers_correct'] else 'WRONG'} |")
     checked = r["checked_runs"]
     out += ["", f"{checked['runs']} fib_perf runs, every answer checked: "
@@ -156,16 +183,37 @@ def plots(r, out):
         os.remove(data)
 
 
+README_BEGIN = "<!-- bench/results/results.md begins: bench/compare.sh rewrites what follows -->"
+README_END = "<!-- bench/results/results.md ends -->"
+
+
+def update_readme(readme, md):
+    """Puts results.md between the README's markers, headings one level down
+    and the plots' paths from the repository's root."""
+    with open(readme) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    body = md.replace("\n### ", "\n#### ").replace("](sweep_", "](bench/results/sweep_")
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    with open(readme, "w") as f:
+        f.write(f"{head}{README_BEGIN}\n\n{body.strip()}\n\n{README_END}{tail}")
+    return True
+
+
 def write(results, out):
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(markdown(results))
-    plots(results, out)
+    if "sweep" in results:
+        plots(results, out)
 
 
-def check(out):
-    """0 when every server answered correctly and every row has its figures."""
+def check(out, sections):
+    """0 when every server answered correctly and every row of the given
+    sections has its figures."""
     with open(os.path.join(out, "results.json")) as f:
         r = json.load(f)
     problems = []
@@ -174,41 +222,51 @@ def check(out):
         if not condition:
             problems.append(what)
 
+    for section in sections:
+        need(section in r["settings"]["sections"], f"section {section}: not measured")
     for key in TABLE:
         need(r["servers"].get(key, {}).get("answers_correct"), f"{key}: wrong answers to the probe")
-        row = r["table"]["rows"].get(key, {})
-        for field in ("one_client_rps", "three_clients_rps_per_client", "rss_mib", "cpu_us_per_request"):
-            need(row.get(field), f"table: {key}: no {field}")
-        need(key == "floor" or row.get("fib30_ms"), f"table: {key}: no fib(30) latency")
-        need(r["churn"].get(key, {}).get("connections_per_s"), f"churn: {key}: no figure")
-    for key in SWEPT:
-        for c in r["settings"]["sweep"]:
-            s = r["sweep"].get(key, {}).get(str(c), {})
-            need(s.get("rps") and s.get("p99_us") and s.get("cpu_us_per_request"), f"sweep: {key}: {c}: missing")
-    for key in FLOOR:
-        row = r["floor"]["rows"].get(key, {})
-        need(row.get("cpu_us_per_request_3") and row.get("cpu_us_per_request_64") and row.get("closed_loop_64_rps"),
-             f"floor: {key}: missing")
-    for key in IDLE:
-        row = r["idle_memory"]["rows"].get(key, {})
-        need(row.get("open") == r["idle_memory"]["connections"] and row.get("kib_per_connection") is not None,
-             f"idle memory: {key}: not all connections were served")
-    for key in DEMO:
-        row = r["demo"]["rows"].get(key, {})
-        # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
-        need(row.get("p99_us_alone") and row.get("rps_alone"), f"demo: {key}: no answers alone")
-        need("p99_us_beside" in row and "rps_beside" in row, f"demo: {key}: no row beside fib(40)")
-    for key, row in r["client"].items():
-        need(row["rps"] and row["cpu_us_per_request"], f"client: {key}: missing")
+    if "table" in r:
+        for key in TABLE:
+            row = r["table"]["rows"].get(key, {})
+            for field in ("one_client_rps", "three_clients_rps_per_client", "rss_mib", "cpu_us_per_request"):
+                need(row.get(field), f"table: {key}: no {field}")
+            need(key == "floor" or row.get("fib30_ms"), f"table: {key}: no fib(30) latency")
+    if "sweep" in r:
+        for key in SWEPT:
+            for c in r["settings"]["sweep"]:
+                s = r["sweep"].get(key, {}).get(str(c), {})
+                need(s.get("rps") and s.get("p99_us") and s.get("cpu_us_per_request"), f"sweep: {key}: {c}: missing")
+        for name in ("rps", "p99", "cpu"):
+            path = os.path.join(out, f"sweep_{name}.png")
+            need(os.path.exists(path) and os.path.getsize(path) > 1000, f"{path}: missing")
+    if "floor" in r:
+        for key in FLOOR:
+            row = r["floor"]["rows"].get(key, {})
+            need(row.get("cpu_us_per_request_3") and row.get("cpu_us_per_request_64") and
+                 row.get("closed_loop_64_rps"), f"floor: {key}: missing")
+    if "churn" in r:
+        for key in TABLE:
+            need(r["churn"].get(key, {}).get("connections_per_s"), f"churn: {key}: no figure")
+        for key in IDLE:
+            row = r["idle_memory"]["rows"].get(key, {})
+            need(row.get("open") == r["idle_memory"]["connections"] and row.get("kib_per_connection") is not None,
+                 f"idle memory: {key}: not all connections were served")
+    if "demo" in r:
+        for key in DEMO:
+            row = r["demo"]["rows"].get(key, {})
+            # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
+            need(row.get("p99_us_alone") and row.get("rps_alone"), f"demo: {key}: no answers alone")
+            need("p99_us_beside" in row and "rps_beside" in row, f"demo: {key}: no row beside fib(40)")
+    if "client" in r:
+        for key, row in r["client"].items():
+            need(row["rps"] and row["cpu_us_per_request"], f"client: {key}: missing")
     need(r["checked_runs"]["runs"] > 0, "no fib_perf runs")
     need(not r["checked_runs"]["with_wrong_answers"], f"wrong answers: {r['checked_runs']['with_wrong_answers']}")
     with open(os.path.join(out, "results.md")) as f:
         text = f.read()
     for key in TABLE:
         need(r["servers"][key]["name"] in text, f"results.md: no row for {key}")
-    for name in ("rps", "p99", "cpu"):
-        path = os.path.join(out, f"sweep_{name}.png")
-        need(os.path.exists(path) and os.path.getsize(path) > 1000, f"{path}: missing")
     for problem in problems:
         print(f"compare: check: {problem}")
     print(f"compare: check: {'FAILED' if problems else 'every row present, every answer correct'} ({out})")
