@@ -11,6 +11,11 @@
 #include "fib/net/stop_signals.h"
 #include "fib/perf/load_generator.h"
 #include "fib/perf/report.h"
+#include "fib/perf/warnings.h"
+
+// The exit status when every answer was right but --rate was not kept: the
+// figures describe a lighter load than the one asked for.
+constexpr int kRateNotHeld = 3;
 
 // What can fail at run time is caught below; anything else (out of memory
 // while parsing the command line) may end the program as an uncaught
@@ -25,7 +30,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   CLI::App app{
       "Load generator for fib_server. Closed loop by default (each connection sends its next request as soon as "
       "an answer comes back); open loop at a fixed total rate with --rate. Checks every answer. Runs until "
-      "--duration or --requests is reached, or until Ctrl-C."};
+      "--duration or --requests is reached, whichever comes first, or until Ctrl-C. Exit status: 0 every answer "
+      "right; 1 any error (wrong answers, error replies, timeouts, lost connections); 2 bad usage; 3 no errors, "
+      "but the --rate was not kept."};
   app.set_version_flag("--version", "fib_perf " FIB_SERVER_VERSION);
   app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
       ->capture_default_str()
@@ -76,7 +83,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     } else {
       fmt::print("{}", fib::format_summary(summary));
     }
-    return summary.clean() ? 0 : 1;
+    if (!summary.clean()) return 1;
+    return fib::rate_held(summary) ? 0 : kRateNotHeld;
   } catch (const std::exception& e) {
     fmt::print(stderr, "fib_perf: {}\n", e.what());
     return 1;

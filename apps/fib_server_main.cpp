@@ -32,7 +32,7 @@ constexpr std::chrono::milliseconds kLogFlushTimeout{500};
 // connections reserve 1.3 GiB instead of 80 GiB, which is what counts under
 // strict overcommit (vm.overcommit_memory=2) or an RLIMIT_AS, and glibc's
 // cache of freed stacks (40 MiB) holds 320 of them instead of 5.
-constexpr std::size_t kThreadStackBytes = 128 * 1024;
+constexpr std::size_t kThreadStackBytes = std::size_t{128} * 1024;
 
 // Gives every thread started from now on a stack of kThreadStackBytes.
 // Not under ThreadSanitizer: it keeps hundreds of KiB of state per thread in
@@ -98,11 +98,19 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                              "priority than the loops (default: the CPUs this process may use, {})",
                              fib::kSlowRecursiveN, fib::usable_cpus()))
       ->check(CLI::Range(1u, 1024u));
-  // Options that mean nothing in the mode chosen are refused, not ignored.
+  // Options that mean nothing in the mode chosen are refused, not ignored;
+  // so is a recursive cap no request could live up to.
   app.callback([&] {
     for (const char* option : {"--threads", "--workers"}) {
       if (mode != "coroutine" && app.count(option) > 0)
         throw CLI::ValidationError(option, fmt::format("only applies to --mode coroutine (the mode is {})", mode));
+    }
+    if (algorithm == "recursive" && config.max_n > fib::kMaxRecursive) {
+      throw CLI::ValidationError(
+          "--max-n", fmt::format("{} is too large for --algorithm recursive, where each n costs 1.6 times the one "
+                                 "before (fib(45) about a second, fib({}) tens of seconds, fib(93) millennia): at "
+                                 "most {}; --algorithm iterative answers up to {} in microseconds",
+                                 config.max_n, fib::kMaxRecursive, fib::kMaxRecursive, fib::kMaxIndex));
     }
   });
   app.add_option("--algorithm", algorithm,
@@ -111,8 +119,8 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
       ->check(CLI::IsMember({"recursive", "iterative"}));
   app.add_option("--max-n", config.max_n,
                  fmt::format("largest n answered; larger ones get an error line (default {} with recursive, {} with "
-                             "iterative; at most {})",
-                             fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxIndex))
+                             "iterative; at most {} with recursive, {} with iterative)",
+                             fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxRecursive, fib::kMaxIndex))
       ->check(CLI::Range(1u, fib::kMaxIndex));
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "

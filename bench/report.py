@@ -176,8 +176,9 @@ def plots(r, out):
         name = {"rps": "rps", "p99_us": "p99", "cpu_us_per_request": "cpu"}[metric]
         lines = ", ".join(f"'{data}' using 1:{i + 2} with linespoints title '{names[key]}'"
                           for i, key in enumerate(SWEPT))
-        script = (f"set terminal pngcairo size 720,420; set output '{out}/sweep_{name}.png';"
-                  f"set logscale x 2; set xlabel 'connections'; set ylabel '{title}'; set key top left;"
+        script = (f"set terminal pngcairo noenhanced size 720,420; set output '{out}/sweep_{name}.png';"
+                  f"set logscale x 2; {'set logscale y 10;' if name == 'p99' else ''}"
+                  f"set xlabel 'connections'; set ylabel '{title}'; set key top left;"
                   f"set title 'Closed loop, fib(1): {title}'; set grid; plot {lines}")
         subprocess.run(["gnuplot", "-e", script], check=True)
         os.remove(data)

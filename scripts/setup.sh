@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the build needs from Debian's packages (only what is
-# missing), then configures once and builds into build/. With "test", also
-# what the test suite runs (haproxy, systemd-analyze, nc, and the other
-# servers of bench/compare.sh: python3, go, pypy3, gnuplot). Safe to run again:
+# missing), and nc for trying the server by hand, then configures once and
+# builds into build/. With "test", also what the test suite runs (haproxy,
+# systemd-analyze, and the other servers of bench/compare.sh: python3, go,
+# pypy3, gnuplot). Safe to run again:
 # with everything in place it only runs an incremental build.
 # Usage: bash scripts/setup.sh [test]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev libgtest-dev libbenchmark-dev)
-[ "${1:-}" = test ] && packages+=(haproxy systemd netcat-openbsd python3 golang-go pypy3 gnuplot-nox)
+# netcat-openbsd: the README's first example after the Quick start is `nc -N`.
+packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev libgtest-dev libbenchmark-dev
+  netcat-openbsd)
+[ "${1:-}" = test ] && packages+=(haproxy systemd python3 golang-go pypy3 gnuplot-nox)
 bash scripts/install_packages.sh "${packages[@]}"
 
 # A build directory copied along with the sources belongs to another tree.

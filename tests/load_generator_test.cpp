@@ -132,15 +132,33 @@ TEST(LoadGenerator, StallAtTheEndOfARateRunStillShows) {
   EXPECT_GE(s.latency.max(), 500'000'000u);  // waited most of the run, though unanswered
 }
 
-TEST(LoadGenerator, ErrorLinesCountAsWrongAnswers) {
+TEST(LoadGenerator, ErrorLinesCountAsErrorRepliesAndAreShown) {
   RunningServer server({.max_n = 10});
   LoadConfig c = load(server.port());
   c.n = 11;  // the server refuses it with an error line
   c.requests = 50;
   const Summary s = LoadGenerator(c).run();
   EXPECT_EQ(s.requests, 0u);
-  EXPECT_EQ(s.errors.wrong_answer, 50u);
+  EXPECT_EQ(s.errors.error_reply, 50u);
+  EXPECT_EQ(s.errors.wrong_answer, 0u);
+  EXPECT_EQ(s.unexpected_replies,
+            std::vector<std::string>{"error: \"11\" is too large; the largest n this server accepts is 10"});
   EXPECT_FALSE(s.clean());
+}
+
+TEST(LoadGenerator, RepliesFromEarlySecondsAreStillShownAtTheEnd) {
+  std::atomic<bool> lied{false};
+  ScriptedServer liar([&lied](int fd) {  // one wrong number first, then right answers
+    char buffer[256];
+    while (receive_some(fd, buffer) > 0) {
+      if (!send_all(fd, lied.exchange(true) ? "1\n" : "7\n")) return;
+    }
+  });
+  LoadConfig c = load(liar.port());
+  c.duration = from_seconds(1.6);  // the live collection takes the first second's
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_EQ(s.errors.wrong_answer, 1u);
+  EXPECT_EQ(s.unexpected_replies, std::vector<std::string>{"7"});
 }
 
 TEST(LoadGenerator, WrongNumbersAreCaughtInWarmupToo) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "child_process.h"
+#include "fib/net/socket.h"
 #include "test_client.h"
 
 namespace fib::testing {
@@ -44,8 +45,19 @@ TEST(PerfProgram, TextSummaryAndLiveLines) {
   const std::string out = perf.out();
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(^\d+ reqs/s  p50 \S+  p99 \S+  errors 0\n)"))) << out;
   EXPECT_NE(out.find("latency       p50 "), std::string::npos) << out;
-  EXPECT_NE(out.find("errors        0 (connect 0, reset or EOF 0, timeout 0, wrong answer 0)"), std::string::npos)
+  EXPECT_NE(out.find("errors        0 (connect 0, reset or EOF 0, timeout 0, error reply 0, wrong answer 0)"),
+            std::string::npos)
       << out;
+}
+
+TEST(PerfProgram, TheHeaderNamesEveryLimitInForce) {
+  RunningServer server;
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-d", "20", "--requests", "50", "--timeout", "3"});
+  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();  // the 50 requests end it long before 20 s
+  EXPECT_NE(perf.out().find(", 1 connection, fib(1), closed loop, pipeline 1, 20 s or 50 requests, whichever comes "
+                            "first; a request unanswered for 3 s is an error\n"),
+            std::string::npos)
+      << perf.out();
 }
 
 TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
@@ -59,11 +71,41 @@ TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
 }
 
-TEST(PerfProgram, WrongAnswersExitOne) {
+TEST(PerfProgram, ErrorRepliesAreCountedApartAndShownQuotedAndExitOne) {
   RunningServer server;  // recursive: n above 45 gets an error line
-  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "50", "--requests", "10", "--json"});
+  ChildProcess json(FIB_PERF_BIN, {address(server.port()), "-n", "46", "--requests", "10", "--json"});
+  EXPECT_EQ(json.wait_exit(30s), 1);
+  for (const char* key :
+       {"\"error_replies\":10,", "\"wrong_answers\":0,",
+        R"("unexpected_replies":["error: \"46\" is too large; the largest n this server accepts is 45"])"})
+    EXPECT_NE(json.out().find(key), std::string::npos) << key << " missing from " << json.out();
+  ChildProcess text(FIB_PERF_BIN, {address(server.port()), "-n", "46", "--requests", "10"});
+  EXPECT_EQ(text.wait_exit(30s), 1);
+  EXPECT_NE(text.out().find("errors        10 (connect 0, reset or EOF 0, timeout 0, error reply 10, wrong answer 0)\n"
+                            "  server said   \"error: \\\"46\\\" is too large; the largest n this server accepts is "
+                            "45\"\n"),
+            std::string::npos)
+      << text.out();
+}
+
+TEST(PerfProgram, WrongNumbersAreWrongAnswersShownQuoted) {
+  ScriptedServer liar([](int fd) {  // answers every request with 2
+    char buffer[256];
+    while (receive_some(fd, buffer) > 0)
+      if (!send_all(fd, "2\n")) return;
+  });
+  ChildProcess perf(FIB_PERF_BIN, {address(liar.port()), "--requests", "5", "--json"});
   EXPECT_EQ(perf.wait_exit(30s), 1);
-  EXPECT_NE(perf.out().find("\"wrong_answers\":10,"), std::string::npos) << perf.out();
+  for (const char* key : {"\"error_replies\":0,", "\"wrong_answers\":5,", R"("unexpected_replies":["2"])"})
+    EXPECT_NE(perf.out().find(key), std::string::npos) << key << " missing from " << perf.out();
+}
+
+TEST(PerfProgram, ARateNotKeptExitsThree) {
+  RunningServer server;  // recursive fib(32): milliseconds each, far below 2,000 a second on one connection
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "32", "--rate", "2000", "-d", "1", "--json"});
+  EXPECT_EQ(perf.wait_exit(30s), 3) << perf.out();
+  EXPECT_NE(perf.out().find("\"errors\":0,"), std::string::npos) << perf.out();
+  EXPECT_NE(perf.out().find("fell behind the --rate schedule"), std::string::npos) << perf.out();
 }
 
 TEST(PerfProgram, UnreachableServerExitsOneAtOnce) {

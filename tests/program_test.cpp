@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -63,7 +64,7 @@ TEST_P(ProgramTest, SigtermStopsCleanlyWithClientsConnected) {
   EXPECT_EQ(server.wait_exit(10s), 0);
   const std::string log = server.log();
   EXPECT_NE(log.find("opened"), std::string::npos) << log;
-  EXPECT_NE(log.find("closed after 1 requests: server stopping"), std::string::npos) << log;
+  EXPECT_NE(log.find("closed after 1 request: server stopping"), std::string::npos) << log;
   EXPECT_NE(log.find("stopped"), std::string::npos) << log;
 }
 
@@ -76,6 +77,19 @@ TEST_P(ProgramTest, SigintLetsTheRequestInFlightFinish) {
   EXPECT_EQ(client.read_line(30s), std::to_string(fib_iterative(42)));
   EXPECT_TRUE(client.read_stopping_then_eof());
   EXPECT_EQ(server.wait_exit(30s), 0);
+}
+
+TEST_P(ProgramTest, AStopIsTheReasonLoggedEvenAfterTheClientHalfClosed) {
+  ServerProcess server(args({"127.0.0.1:0"}));
+  Client client(server.wait_for_port());
+  client.send("40\n");
+  client.shutdown_write();            // as `nc -N` does once its input ends
+  std::this_thread::sleep_for(50ms);  // fib(40) takes a good part of a second
+  server.signal(SIGTERM);
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(40)));
+  EXPECT_TRUE(client.read_stopping_then_eof());
+  EXPECT_EQ(server.wait_exit(10s), 0);
+  EXPECT_NE(server.log().find("closed after 1 request: server stopping"), std::string::npos) << server.log();
 }
 
 TEST_P(ProgramTest, SecondSignalExitsAtOnce) {
@@ -141,24 +155,73 @@ TEST(Program, BadAddressIsAUsageError) {
   EXPECT_NE(server.log().find("bad address \"localhost\": missing ':PORT'"), std::string::npos) << server.log();
 }
 
-TEST_P(ProgramTest, LogLevelWarnLeavesOutConnectionLines) {
-  const std::uint16_t port = free_port();
-  ServerProcess server(args({"127.0.0.1:" + std::to_string(port), "--log-level", "warn"}));
-  std::optional<Client> client;
-  for (int i = 0; i < 500 && !client; ++i) {
-    try {
-      client.emplace(port);
-    } catch (const std::system_error&) {
-      std::this_thread::sleep_for(10ms);  // not listening yet
+TEST_P(ProgramTest, QuietLogLevelsKeepOnlyWhereItListens) {
+  for (const char* level : {"warn", "off"}) {
+    // Port 0: the listening line is the only way to learn the port.
+    ServerProcess server(args({"127.0.0.1:0", "--log-level", level}));
+    const std::uint16_t port = server.wait_for_port();
+    {
+      Client client(port);
+      client.send("12\n");
+      EXPECT_EQ(client.read_line(), "144");
     }
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(10s), 0);
+    const std::string log = server.log();
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << level << ":\n" << log;
+    EXPECT_NE(log.find("listening on 127.0.0.1:" + std::to_string(port) + " ("), std::string::npos) << log;
   }
-  ASSERT_TRUE(client.has_value());
-  client->send("12\n");
-  EXPECT_EQ(client->read_line(), "144");
-  client.reset();
-  server.signal(SIGTERM);
-  EXPECT_EQ(server.wait_exit(10s), 0);
-  EXPECT_EQ(server.log(), "");
+}
+
+TEST(Program, LogLinesCountInTheSingularAndThePlural) {
+  ServerProcess server({"127.0.0.1:0", "--max-connections", "1"});
+  const std::uint16_t port = server.wait_for_port();
+  {
+    Client one(port);
+    one.send("1\n");
+    EXPECT_EQ(one.read_line(), "1");
+    Client refused(port);
+    EXPECT_EQ(refused.read_line(),
+              "error: server busy: 1 connection open, the most it serves at once; try again later");
+  }
+  for (int attempt = 0;; ++attempt) {  // once the first connection's end has been seen
+    Client two(port);
+    two.send("1\n2\n");
+    const auto line = two.read_line();
+    ASSERT_TRUE(line.has_value());
+    if (*line == "1") {
+      EXPECT_EQ(two.read_line(), "1");
+      break;
+    }
+    ASSERT_LT(attempt, 100) << *line;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(log_shows(server, "closed after 2 requests: closed by the client")) << server.log();
+  const std::string log = server.log();
+  EXPECT_NE(log.find("at most 1 connection)"), std::string::npos) << log;
+  EXPECT_NE(log.find("refused: 1 connection open (--max-connections)"), std::string::npos) << log;
+  EXPECT_NE(log.find("closed after 1 request: closed by the client"), std::string::npos) << log;
+}
+
+TEST(Program, ARecursiveCapBeyondReasonIsRefused) {
+  ServerProcess refused({"127.0.0.1:0", "--max-n", "93"});
+  EXPECT_EQ(refused.wait_exit(5s), 2);
+  EXPECT_NE(refused.log().find("--max-n: 93 is too large for --algorithm recursive"), std::string::npos)
+      << refused.log();
+  ServerProcess iterative({"127.0.0.1:0", "--max-n", "93", "--algorithm", "iterative"});
+  Client client(iterative.wait_for_port());
+  client.send("93\n");
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(93)));
+  ServerProcess highest({"127.0.0.1:0", "--max-n", "50"});
+  EXPECT_NE(highest.wait_for_port(), 0);
+  EXPECT_NE(highest.log().find("n up to 50"), std::string::npos) << highest.log();
+}
+
+TEST(Program, AnUnknownOptionIsNamedEvenWithAValueAfterIt) {
+  ServerProcess server({"-d", "3"});
+  EXPECT_EQ(server.wait_exit(5s), 2);
+  EXPECT_NE(server.log().find("-d"), std::string::npos) << server.log();
+  EXPECT_EQ(server.log().find("bad address"), std::string::npos) << server.log();
 }
 
 TEST(Program, RaisesTheSoftDescriptorLimitToTheHardOne) {
@@ -302,8 +365,8 @@ TEST_P(ProgramTest, StatisticsLinesAndTheShutdownSummary) {
     Client refused(port);  // over --max-connections
     EXPECT_TRUE(refused.read_line()->starts_with("error: server busy"));
   }
-  EXPECT_TRUE(log_shows(server, "stats: 1 connections open, 2 accepted, 1 refused, 5 requests served")) << server.log();
-  EXPECT_NE(server.log().find("req/s), 1 errors"), std::string::npos) << server.log();
+  EXPECT_TRUE(log_shows(server, "stats: 1 connection open, 2 accepted, 1 refused, 5 requests served")) << server.log();
+  EXPECT_NE(server.log().find("req/s), 1 error"), std::string::npos) << server.log();
   server.signal(SIGTERM);
   EXPECT_TRUE(client.read_stopping_then_eof());
   EXPECT_EQ(server.wait_exit(10s), 0);

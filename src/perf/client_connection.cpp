@@ -69,6 +69,22 @@ void ClientConnection::collect(Stats& into) {
   stats_.requests = 0;
   into.errors += stats_.errors;
   stats_.errors = {};
+  for (const std::string& reply : stats_.unexpected_replies) keep_unexpected_reply(into.unexpected_replies, reply);
+  stats_.unexpected_replies.clear();
+}
+
+void keep_unexpected_reply(std::vector<std::string>& replies, std::string_view reply) {
+  constexpr std::size_t kKept = 3, kShownBytes = 200;
+  const std::string_view shown = reply.substr(0, kShownBytes);
+  if (replies.size() < kKept && std::find(replies.begin(), replies.end(), shown) == replies.end())
+    replies.emplace_back(shown);
+}
+
+// Counts a reply that is not F(n) by its kind, and keeps it to show if it
+// is one of the first few. Called with mutex_ held.
+void ClientConnection::unexpected(std::string_view reply) {
+  ++(reply.starts_with(kErrorPrefix) ? stats_.errors.error_reply : stats_.errors.wrong_answer);
+  keep_unexpected_reply(stats_.unexpected_replies, reply);
 }
 
 void ClientConnection::body() {
@@ -229,13 +245,13 @@ bool ClientConnection::take_answers(Clock::time_point now) {
         break;
       }
       if (in_flight_.empty()) {  // an answer nobody asked for
-        ++stats_.errors.wrong_answer;
+        unexpected(*line);
         continue;
       }
       const InFlight::Request request = in_flight_.pop();
       // Every answer is checked, warm-up included; only measured ones are timed.
       if (*line != run_.expected) {
-        ++stats_.errors.wrong_answer;
+        unexpected(*line);
       } else if (now - request.sent > run_.config.timeout) {
         if (measured(request.due)) ++stats_.errors.timeout;  // right, but too late
       } else if (measured(request.due)) {

@@ -56,6 +56,7 @@ class ClientConnection {
     std::unique_ptr<Histogram> uncorrected;
     std::uint64_t requests = 0;
     ErrorCounts errors;
+    std::vector<std::string> unexpected_replies;  // the first few distinct ones (keep_unexpected_reply)
   };
 
   // `fd`: already connected, or empty to connect in the thread.
@@ -95,6 +96,7 @@ class ClientConnection {
   bool send(std::uint64_t count, DueOf due_of, Clock::time_point now);
   bool receive();
   bool take_answers(Clock::time_point now);
+  void unexpected(std::string_view reply);
   bool check_timeout(Clock::time_point now);
   std::uint64_t measured_in_flight() const;
   void lose_connection(std::uint64_t ErrorCounts::*kind);
@@ -118,6 +120,10 @@ class ClientConnection {
 
   std::thread thread_;
 };
+
+// Adds `reply` to `replies` unless it is there already or three are kept:
+// the first few distinct replies that were not F(n), cut to a readable length.
+void keep_unexpected_reply(std::vector<std::string>& replies, std::string_view reply);
 
 // The CPU time a process (RUSAGE_SELF) or thread (RUSAGE_THREAD) has used.
 struct CpuTimes {

@@ -86,6 +86,7 @@ void report_intervals(LoadRun& s, ClientConnection::Stats& total,
     if (total.uncorrected) total.uncorrected->merge(*interval.uncorrected);
     total.requests += interval.requests;
     total.errors += interval.errors;
+    for (const std::string& reply : interval.unexpected_replies) keep_unexpected_reply(total.unexpected_replies, reply);
     last_tick = now;
     // Late (the client was starved)? Next line a second from now, not a
     // burst of catch-up lines.
@@ -100,6 +101,7 @@ ErrorCounts& ErrorCounts::operator+=(const ErrorCounts& other) {
   connect += other.connect;
   reset_or_eof += other.reset_or_eof;
   timeout += other.timeout;
+  error_reply += other.error_reply;
   wrong_answer += other.wrong_answer;
   return *this;
 }
@@ -149,6 +151,7 @@ Summary LoadGenerator::run(const std::function<void(const IntervalReport&)>& on_
   summary.latency = total.latency;
   summary.uncorrected = std::move(total.uncorrected);
   summary.errors = total.errors;
+  summary.unexpected_replies = std::move(total.unexpected_replies);
   summary.cores = usable_cores();
   summary.cpu_user = cpu_after.user - cpu_before.user;
   summary.cpu_system = cpu_after.system - cpu_before.system;

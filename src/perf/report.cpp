@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "fib/core/address.h"
+#include "fib/core/plural.h"
 
 namespace fib {
 
@@ -39,13 +40,16 @@ std::string json_escape(std::string_view text) {
 
 std::string describe_load(const LoadConfig& c) {
   std::string mode = c.rate ? fmt::format("open loop at {:g} req/s", *c.rate) : "closed loop";
-  std::string stop = c.requests   ? fmt::format("{} requests", *c.requests)
-                     : c.duration ? fmt::format("{:g} s", to_seconds(*c.duration))
-                                  : "until interrupted";
+  // Every limit in force; the first reached ends the run.
+  std::string stop = c.duration && c.requests ? fmt::format("{:g} s or {} request{}, whichever comes first",
+                                                            to_seconds(*c.duration), *c.requests, plural_s(*c.requests))
+                     : c.duration             ? fmt::format("{:g} s", to_seconds(*c.duration))
+                     : c.requests             ? fmt::format("{} request{}", *c.requests, plural_s(*c.requests))
+                                              : std::string("until interrupted");
   if (c.warmup.count() > 0) stop += fmt::format(" after {:g} s of warm-up", to_seconds(c.warmup));
-  return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}",
-                     format_host_port(c.target.host, c.target.port), c.connections, c.connections == 1 ? "" : "s", c.n,
-                     mode, c.pipeline, stop);
+  return fmt::format("{}, {} connection{}, fib({}), {}, pipeline {}, {}; a request unanswered for {:g} s is an error",
+                     format_host_port(c.target.host, c.target.port), c.connections, plural_s(c.connections), c.n, mode,
+                     c.pipeline, stop, to_seconds(c.timeout));
 }
 
 }  // namespace
@@ -79,8 +83,9 @@ std::string format_summary(const Summary& s) {
   }
   out +=
       fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s\n", s.min_connection_rps, s.max_connection_rps);
-  out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, wrong answer {})\n", e.total(),
-                     e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
+  out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, error reply {}, wrong answer {})\n",
+                     e.total(), e.connect, e.reset_or_eof, e.timeout, e.error_reply, e.wrong_answer);
+  for (const std::string& reply : s.unexpected_replies) out += fmt::format("  server said   {:?}\n", reply);
   out += fmt::format("  in flight     {} when it stopped", s.in_flight);
   if (s.unsent > 0) out += fmt::format("; {} due but never sent", s.unsent);
   out += "\n";
@@ -101,9 +106,14 @@ std::string format_summary_json(const Summary& s) {
                      s.config.n, s.config.pipeline);
   out += s.config.rate ? fmt::format(R"("rate":{},)", *s.config.rate) : std::string(R"("rate":null,)");
   out += fmt::format(R"("seconds":{:.3f},"requests":{},"rps":{:.1f},)", to_seconds(s.measured), s.requests, s.rps());
-  out += fmt::format(R"("errors":{},"wrong_answers":{},)", e.total(), e.wrong_answer);
-  out += fmt::format(R"("errors_by_kind":{{"connect":{},"reset_or_eof":{},"timeout":{},"wrong_answer":{}}},)",
-                     e.connect, e.reset_or_eof, e.timeout, e.wrong_answer);
+  out += fmt::format(R"("errors":{},"error_replies":{},"wrong_answers":{},)", e.total(), e.error_reply, e.wrong_answer);
+  out += fmt::format(
+      R"("errors_by_kind":{{"connect":{},"reset_or_eof":{},"timeout":{},"error_reply":{},"wrong_answer":{}}},)",
+      e.connect, e.reset_or_eof, e.timeout, e.error_reply, e.wrong_answer);
+  std::string replies;
+  for (const std::string& reply : s.unexpected_replies)
+    replies += fmt::format("{}\"{}\"", replies.empty() ? "" : ",", json_escape(reply));
+  out += fmt::format(R"("unexpected_replies":[{}],)", replies);
   out += fmt::format(R"("latency_us":{},)", latency_json(s.latency));
   if (s.uncorrected) {
     out += fmt::format(R"("uncorrected_latency_us":{},)", latency_json(*s.uncorrected));

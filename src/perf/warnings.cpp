@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "fib/core/plural.h"
+
 namespace fib {
 
 namespace {
@@ -13,7 +15,17 @@ constexpr double kLateSendFraction = 0.01;
 // Below this share of the requests due sent, the run fell behind its schedule.
 constexpr double kBehindScheduleFraction = 0.99;
 
+bool late_sends(const Summary& s) {
+  return static_cast<double>(s.sent_late) > kLateSendFraction * static_cast<double>(s.sent);
+}
+
+bool behind_schedule(const Summary& s) {
+  return static_cast<double>(s.sent) < kBehindScheduleFraction * static_cast<double>(s.scheduled);
+}
+
 }  // namespace
+
+bool rate_held(const Summary& s) { return !s.config.rate || (!late_sends(s) && !behind_schedule(s)); }
 
 std::vector<std::string> client_warnings(const Summary& s, Clock::duration wall) {
   std::vector<std::string> warnings;
@@ -30,22 +42,22 @@ std::vector<std::string> client_warnings(const Summary& s, Clock::duration wall)
                     s.busiest_thread_cpu * 100));
   }
   const bool rate = s.config.rate.has_value();
-  if (rate && static_cast<double>(s.sent_late) > kLateSendFraction * static_cast<double>(s.sent)) {
+  if (rate && late_sends(s)) {
     warnings.push_back(
-        fmt::format("{} requests went out more than 1 ms late with room in the pipeline: the client could not keep its "
-                    "schedule, and is what limits this measurement",
-                    s.sent_late));
-  } else if (rate && static_cast<double>(s.sent) < kBehindScheduleFraction * static_cast<double>(s.scheduled)) {
+        fmt::format("{} request{} went out more than 1 ms late with room in the pipeline: the client could not keep "
+                    "its schedule, and is what limits this measurement",
+                    s.sent_late, plural_s(s.sent_late)));
+  } else if (rate && behind_schedule(s)) {
     warnings.push_back(fmt::format(
-        "fell behind the --rate schedule: sent {} of the {} requests due, with the pipeline full: the server did "
+        "fell behind the --rate schedule: sent {} of the {} request{} due, with the pipeline full: the server did "
         "not answer fast enough",
-        s.sent, s.scheduled));
+        s.sent, s.scheduled, plural_s(s.scheduled)));
   }
   if (s.gave_up > 0) {
     warnings.push_back(
         fmt::format("{} connection{} gave up (server unreachable, or a timeout under "
                     "--requests)",
-                    s.gave_up, s.gave_up == 1 ? "" : "s"));
+                    s.gave_up, plural_s(s.gave_up)));
   }
   return warnings;
 }

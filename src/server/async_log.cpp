@@ -15,6 +15,8 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "fib/core/plural.h"
+
 namespace fib {
 
 // A spdlog sink: log() formats into pending_ under the sink's mutex, and a
@@ -76,7 +78,8 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
       batch.swap(pending_);
       if (dropped_ > 0) {
         const std::string text =
-            fmt::format("{} log messages dropped: standard error was not taking them", std::exchange(dropped_, 0));
+            fmt::format("{} log message{} dropped: standard error was not taking them", dropped_, plural_s(dropped_));
+        dropped_ = 0;
         formatted_.clear();
         formatter_->format(spdlog::details::log_msg("", spdlog::level::warn, text), formatted_);
         batch.append(formatted_.data(), formatted_.size());

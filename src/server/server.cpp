@@ -9,22 +9,38 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <string>
 #include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
 #include "event_loops.h"
 #include "fib/core/address.h"
 #include "fib/core/clock.h"
+#include "fib/core/plural.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/connection.h"
 
 namespace fib {
 
 namespace {
+
+// An info line written whatever the log level, even "off": where the server
+// listens, which a client of port 0 cannot learn any other way.
+void log_whatever_the_level(const std::string& line) {
+  const std::shared_ptr<spdlog::logger> logger = spdlog::default_logger();
+  if (logger->should_log(spdlog::level::info)) {
+    logger->info(line);
+    return;
+  }
+  const spdlog::details::log_msg message(logger->name(), spdlog::level::info, line);
+  for (const spdlog::sink_ptr& sink : logger->sinks()) sink->log(message);
+}
 
 // What the client already sent and a refusal reads before closing, at most.
 constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
@@ -104,9 +120,10 @@ Server::~Server() {  // NOLINT(bugprone-exception-escape)
 void Server::run() {
   const std::string loops =
       loops_ ? fmt::format(", {} event loops, {} workers", loops_->threads(), loops_->workers()) : std::string();
-  spdlog::info("listening on {} ({} mode{}, {} fib, n up to {}, at most {} connections)", local_.to_string(),
-               to_string(config_.mode), loops, fib::to_string(handler_.algorithm()), handler_.max_n(),
-               max_connections_);
+  log_whatever_the_level(fmt::format("listening on {} ({} mode{}, {} fib, n up to {}, at most {} connection{})",
+                                     local_.to_string(), to_string(config_.mode), loops,
+                                     fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_,
+                                     plural_s(max_connections_)));
   // Enforces a stop's timeout (in sequential mode the accept loop itself is
   // busy serving) and logs the statistics.
   std::jthread supervisor([this] { supervise(); });
@@ -246,16 +263,16 @@ void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
   std::size_t length = 0;
   try {
     length = std::min(fmt::format_to_n(message, sizeof message,
-                                       "error: server busy: {} connections open, the most it serves at once; try "
+                                       "error: server busy: {} connection{} open, the most it serves at once; try "
                                        "again later\n",
-                                       max_connections_)
+                                       max_connections_, plural_s(max_connections_))
                           .size,
                       sizeof message);
   } catch (...) {
   }
   try {
-    spdlog::info("connection from {} refused: {} connections open (--max-connections)", peer.to_string(),
-                 max_connections_);
+    spdlog::info("connection from {} refused: {} connection{} open (--max-connections)", peer.to_string(),
+                 max_connections_, plural_s(max_connections_));
   } catch (...) {
   }
   hang_up(fd.get(), {message, length});
@@ -296,10 +313,11 @@ void Server::log_accept_paused(int error) {
 
 void Server::log_closed(const std::string& name, const ConnectionResult& result) {
   if (result.end == ConnectionResult::End::failed && result.error != 0) {
-    spdlog::info("connection from {} closed after {} requests: {}", name, result.requests,
+    spdlog::info("connection from {} closed after {} request{}: {}", name, result.requests, plural_s(result.requests),
                  std::generic_category().message(result.error));
   } else {
-    spdlog::info("connection from {} closed after {} requests: {}", name, result.requests, to_string(result.end));
+    spdlog::info("connection from {} closed after {} request{}: {}", name, result.requests, plural_s(result.requests),
+                 to_string(result.end));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "event_loops.h"
+#include "fib/core/plural.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/thread_wake.h"
 #include "fib/server/server.h"
@@ -77,8 +78,10 @@ void Server::supervise() {
     const Clock::time_point time = Clock::now();
     const double seconds = to_seconds(time - last_time);
     const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
-    spdlog::info("stats{}: {} connections open, {} accepted, {} refused, {} requests served ({:.0f} req/s), {} errors",
-                 final ? " at shutdown" : "", now.open, now.accepted, now.refused, now.requests, rps, now.errors);
+    spdlog::info(
+        "stats{}: {} connection{} open, {} accepted, {} refused, {} request{} served ({:.0f} req/s), {} error{}",
+        final ? " at shutdown" : "", now.open, plural_s(now.open), now.accepted, now.refused, now.requests,
+        plural_s(now.requests), rps, now.errors, plural_s(now.errors));
     last_time = time;
     last_requests = now.requests;
   };
@@ -116,9 +119,10 @@ void Server::supervise() {
       const std::size_t open = live_.size() + (loops_ ? loops_->open() : 0);
       lock.unlock();
       spdlog::warn(
-          "{} connections still open after {} ms: requests not answered yet are given up, and they close "
+          "{} connection{} still open after {} ms: requests not answered yet are given up, and {} close{} "
           "within {} ms",
-          open, config_.shutdown_timeout.count(), kStopGrace.count());
+          open, plural_s(open), config_.shutdown_timeout.count(), open == 1 ? "it" : "they", open == 1 ? "s" : "",
+          kStopGrace.count());
       lock.lock();
     }
     pause = abandoned ? kWakeRepeatAfterTimeout : std::min(pause * 2, kWakeRepeatMax);

@@ -20,6 +20,12 @@ inline constexpr unsigned kMaxIndex = 93;
 // of CPU (a few on a slow machine or an unoptimised build), so no single
 // request can pin a core for long.
 inline constexpr unsigned kDefaultMaxRecursive = 45;
+// The largest cap --max-n may set under the recursive algorithm. Each step
+// up costs 1.6 times the one before: F(50) takes about 11 times F(45)'s
+// second, tens of seconds a request; F(93) would take millennia. A server
+// should answer within a client's patience; past this, use the iterative
+// algorithm.
+inline constexpr unsigned kMaxRecursive = 50;
 
 // The same definition as the Go and Python servers (base case n <= 2). The
 // compiler may optimise it as it sees fit: that is part of what a C++

@@ -51,6 +51,9 @@ class ReplyBuffer {
   std::size_t size_ = 0;
 };
 
+// How every line the server sends instead of an answer begins.
+inline constexpr std::string_view kErrorPrefix = "error: ";
+
 // The last line of every connection a stopping server closes: requests
 // after the last answer were not answered. With and without its newline.
 inline constexpr std::string_view kStoppingReply = "error: server stopping\n";

@@ -32,9 +32,10 @@ struct ErrorCounts {
   std::uint64_t connect = 0;       // connection attempts that failed
   std::uint64_t reset_or_eof = 0;  // requests lost when the server reset or closed (or said it is stopping)
   std::uint64_t timeout = 0;       // requests unanswered within the timeout
-  std::uint64_t wrong_answer = 0;  // an error line or a wrong number
+  std::uint64_t error_reply = 0;   // an "error: " line: the server refused the request
+  std::uint64_t wrong_answer = 0;  // anything else that is not F(n), or an answer nobody asked for
 
-  std::uint64_t total() const { return connect + reset_or_eof + timeout + wrong_answer; }
+  std::uint64_t total() const { return connect + reset_or_eof + timeout + error_reply + wrong_answer; }
   ErrorCounts& operator+=(const ErrorCounts& other);
 };
 
@@ -69,6 +70,9 @@ struct Summary {
   double busiest_thread_cpu = 0;             // of the busiest connection thread, as a fraction of the run
   unsigned cores = 1;
   std::vector<std::string> warnings;  // e.g. the client was likely the bottleneck
+  // The first few distinct replies that were not F(n) (error lines, wrong
+  // numbers), as the server sent them, for the user to see what it said.
+  std::vector<std::string> unexpected_replies;
 
   double rps() const { return measured.count() > 0 ? static_cast<double>(requests) / to_seconds(measured) : 0; }
   bool clean() const { return errors.total() == 0; }

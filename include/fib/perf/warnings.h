@@ -11,6 +11,11 @@
 
 namespace fib {
 
+// Under --rate, whether the schedule was kept: at least 99% of the requests
+// due were sent, and at most 1% of those went out more than 1 ms late with
+// room in the pipeline. Without --rate, true.
+bool rate_held(const Summary& summary);
+
 // `wall` is the whole run, warm-up included, over which the client's CPU
 // time in `summary` was taken.
 std::vector<std::string> client_warnings(const Summary& summary, Clock::duration wall);
