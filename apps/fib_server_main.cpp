@@ -38,7 +38,7 @@ constexpr std::size_t kThreadStackBytes = std::size_t{128} * 1024;
 // Not under ThreadSanitizer: it keeps hundreds of KiB of state per thread in
 // static TLS, which glibc takes from the thread's stack.
 bool use_small_thread_stacks() {
-#ifdef __SANITIZE_THREAD__
+#ifdef FIB_SERVER_TSAN
   return true;
 #else
   pthread_attr_t attributes;

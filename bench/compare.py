@@ -6,8 +6,9 @@ covers every thread and process of the server (the asyncio server's pool
 included): a cpuacct cgroup per server where the machine has one (as root),
 /proc/PID/stat otherwise. Writes results.json, results.md and sweep_*.png
 into OUT, and fails when a server answered wrongly or a figure is missing.
-Written to bench/results (the default OUT), the results also replace the
-README's copy of them.
+A full run (no QUICK, no SECTIONS) writes to bench/results by default and
+replaces the README's copy of the tables; a quick or partial one writes to
+build/compare unless OUT says otherwise, and leaves both alone.
 
 Usage: python3 bench/compare.py            measure (environment below)
        python3 bench/compare.py --check DIR check DIR/results.json (SECTIONS too)
@@ -28,10 +29,12 @@ import sys
 import tempfile
 import time
 
+import report  # bench/report.py: the rows, Markdown, plots and the check
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.environ.get("QUICK") == "1"
 BIN = os.path.abspath(os.environ.get("BIN", os.path.join(REPO, "build", "bin")))
-OUT = os.path.abspath(os.environ.get("OUT", os.path.join(REPO, "bench", "results")))
+RESULTS = os.path.join(REPO, "bench", "results")
 ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
 SECONDS = float(os.environ.get("RUN_SECONDS", "0.5" if QUICK else "3"))
 IDLE = int(os.environ.get("IDLE", "1000" if QUICK else "10000"))
@@ -39,6 +42,8 @@ SWEEP = [1, 4, 16, 64, 256] if QUICK else [1, 2, 4, 8, 16, 32, 64, 128, 256]
 BASELINE = os.environ.get("BASELINE", "")
 ALL_SECTIONS = ["table", "sweep", "floor", "connections", "demo", "client"]
 SECTIONS = [name for name in os.environ.get("SECTIONS", ",".join(ALL_SECTIONS)).split(",") if name]
+FULL = not QUICK and SECTIONS == ALL_SECTIONS
+OUT = os.path.abspath(os.environ.get("OUT", RESULTS if FULL else os.path.join(REPO, "build", "compare")))
 HZ = os.sysconf("SC_CLK_TCK")
 DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
@@ -57,10 +62,8 @@ PEERS = [
     ("asyncio", "CPython asyncio + process pool", ["python3", f"{REPO}/bench/peers/fib_asyncio.py", "127.0.0.1:PORT"]),
     ("floor", "the floor (C, a thread per connection answering 1)", ["WORK/floor", "127.0.0.1:PORT"]),
 ]
-CONCURRENT = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]
-SWEPT = ["thread", "coroutine", "go"]
-COMPUTING = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all but the floor
-FLOOR_SET = ["thread", "floor", "go", "coroutine"]
+# Which servers each section measures: report.py's rows (TABLE, SWEPT,
+# FLOOR, IDLE, DEMO).
 
 
 def log(message):
@@ -72,7 +75,17 @@ def stat(values):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values,
+            "n": len(values)}
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def free_port():
@@ -81,21 +94,45 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_cgroup(name):
+    """A cgroup of its own for a server, and how to read the CPU its
+    processes have used (ended ones included), in seconds; or (None, None)
+    where the machine gives none (not root, or no cgroup file system)."""
+    if os.path.exists("/sys/fs/cgroup/cpuacct/cpuacct.usage"):  # cgroup v1
+        path = f"/sys/fs/cgroup/cpuacct/{name}"
+
+        def used():
+            with open(os.path.join(path, "cpuacct.usage")) as f:
+                return int(f.read()) / 1e9
+    elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2
+        path = f"/sys/fs/cgroup/{name}"
+
+        def used():
+            with open(os.path.join(path, "cpu.stat")) as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("usage_usec ")) / 1e6
+    else:
+        return None, None
+    try:
+        os.makedirs(path, exist_ok=True)
+        used()
+    except (OSError, StopIteration, ValueError):
+        return None, None
+    return path, used
+
+
 class Server:
     """One server process (and its children) in a session of its own and,
-    where the machine allows, a cpuacct cgroup of its own: the kernel's
-    nanosecond count of the CPU every thread and process of the server used,
-    those that ended included. Elsewhere, the clock ticks of /proc/PID/stat."""
+    where the machine allows, a cgroup of its own: the kernel's count of the
+    CPU every thread and process of the server used, those that ended
+    included. Elsewhere, the clock ticks of /proc/PID/stat of the processes
+    alive at each reading."""
 
     def __init__(self, key, name, command, work):
         self.key, self.name, self.work = key, name, work
         self.template = [part.replace("WORK", work) for part in command]
         self.proc, self.port = None, None
-        self.cgroup = f"/sys/fs/cgroup/cpuacct/fib_compare_{os.getpid()}_{key}"
-        try:
-            os.makedirs(self.cgroup, exist_ok=True)
-        except OSError:
-            self.cgroup = None
+        self.cgroup, self.cgroup_cpu = cpu_cgroup(f"fib_compare_{os.getpid()}_{key}")
+        self.cgroup_dir = self.cgroup  # removed at the end even if joining it failed
 
     def command(self):
         return " ".join(part.replace(self.work + "/", "").replace(REPO + "/", "") for part in self.template)
@@ -117,43 +154,46 @@ class Server:
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                if self.cgroup and str(self.proc.pid) not in self.cgroup_pids():
+                    log(f"{self.key}: could not join {self.cgroup}; CPU from /proc/PID/stat")
+                    self.cgroup = None
                 return self
             except OSError:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start (see {self.key}.log)")
+        with open(os.path.join(self.work, f"{self.key}.log"), errors="replace") as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError(f"{self.name} did not start; its output:\n{tail}")
 
     @property
     def address(self):
         return f"127.0.0.1:{self.port}"
 
+    def cgroup_pids(self):
+        with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
+            return f.read().split()
+
     def pids(self):
-        """The server's processes: everything in its session."""
+        """The server's processes: its cgroup's, or everything in its session."""
+        if self.cgroup:
+            return [int(pid) for pid in self.cgroup_pids()]
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[3]) == self.proc.pid:  # the session id
+                fields = proc_stat(entry)
+                if fields and int(fields[3]) == self.proc.pid:  # the session id
                     found.append(int(entry))
         return found
 
     def cpu_seconds(self):
         if self.cgroup:
-            with open(os.path.join(self.cgroup, "cpuacct.usage")) as f:
-                return int(f.read()) / 1e9
+            return self.cgroup_cpu()
         total = 0
         for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+            fields = proc_stat(pid)
+            if fields:
                 total += int(fields[11]) + int(fields[12])  # utime + stime
-            except OSError:
-                pass
         return total / HZ
 
     def rss_kib(self):
@@ -186,11 +226,17 @@ class Server:
         self.proc = None
 
     def remove_cgroup(self):
-        if self.cgroup:
+        """Once its last process has gone (a pool's children may take a moment)."""
+        path = self.cgroup_dir
+        if not path:
+            return
+        for _ in range(50):
             try:
-                os.rmdir(self.cgroup)
+                os.rmdir(path)
+                return
             except OSError:
-                pass
+                time.sleep(0.1)
+        log(f"could not remove {path}")
 
     def __enter__(self):
         return self.start()
@@ -226,7 +272,7 @@ def probe(server):
     return bool(ok), lines + bare + bad
 
 
-runs_checked = []  # every fib_perf run: (server, arguments, requests, wrong answers, errors)
+runs_checked = []  # every fib_perf run: (server, arguments, requests, wrong answers, error replies)
 
 
 def fib_perf(server, *args, background=False, sample=None):
@@ -252,7 +298,7 @@ def fib_perf(server, *args, background=False, sample=None):
         raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode})")
     requests = summary["requests"]
     summary["server_cpu_us"] = used * 1e6 / requests if requests else None
-    runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["errors"]))
+    runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["error_replies"]))
     return summary
 
 
@@ -261,9 +307,8 @@ def latency(summary, which):
 
 
 def held(summary):
-    """An open-loop run kept its schedule, by fib_perf's own measure (it warns
-    when it fell behind or sent late), and got answers."""
-    return summary["requests"] > 0 and not any("schedule" in warning for warning in summary["warnings"])
+    """An open-loop run kept its schedule (fib_perf's own verdict) and got answers."""
+    return summary["requests"] > 0 and summary.get("rate_held", False)
 
 
 def time_wait():
@@ -279,14 +324,17 @@ def time_wait():
 
 
 def churn(server):
+    """New connections per second, the server's CPU per connection, the
+    TIME_WAIT sockets present before, and the connections that failed."""
     before, waiting = server.cpu_seconds(), time_wait()
     done = subprocess.run([f"{BIN}/churn", server.address, "-t", "2", "-d", str(SECONDS)],
                           capture_output=True, text=True)
     used = server.cpu_seconds() - before
-    words = (done.stdout + done.stderr).split()
-    rate = float(words[0]) if words and words[1:2] == ["connections/s"] else None
-    cpu = used * 1e6 / (rate * SECONDS) if rate else None
-    return rate, cpu, waiting
+    words = done.stdout.split()  # "N connections/s (F failed)"
+    if words[1:2] != ["connections/s"]:
+        raise RuntimeError(f"churn against {server.name} printed no rate: {done.stdout}{done.stderr}")
+    rate, failed = float(words[0]), int(words[2].lstrip("("))
+    return rate, (used * 1e6 / (rate * SECONDS) if rate else None), waiting, failed
 
 
 def idle_memory(server):
@@ -311,14 +359,15 @@ class Bench:
         self.work = work
         servers = FIB_SERVER + PEERS
         if BASELINE:
-            servers.append(("baseline", f"baseline ({BASELINE}, thread mode)", [os.path.abspath(BASELINE), "127.0.0.1:PORT"]))
-            FLOOR_SET.insert(1, "baseline")
+            servers.append(("baseline", f"baseline ({BASELINE}, thread mode)",
+                            [os.path.abspath(BASELINE), "127.0.0.1:PORT"]))
+        self.floor_set = report.FLOOR[:1] + (["baseline"] if BASELINE else []) + report.FLOOR[1:]
         self.servers = {key: Server(key, name, command, work) for key, name, command in servers}
         self.results = {}
 
     def each_round(self, keys, measure):
-        """Runs measure(server, round) for every server in keys, round by round,
-        each on a freshly started server."""
+        """Runs measure for every server in keys, round by round,
+        each on a freshly started server: measure(server)."""
         keys = list(keys)
         for round_number in range(ROUNDS):
             turn = round_number % len(keys)  # each round starts one server later: no server always goes first
@@ -330,7 +379,7 @@ class Bench:
     def table(self):
         """The write-up's table, one row per server."""
         raw = {key: {k: [] for k in ("one", "fib30", "three", "three_min", "rss", "cpu", "held")}
-               for key in COMPUTING + ["floor"]}
+               for key in report.TABLE}
 
         def measure(server):
             row = raw[server.key]
@@ -344,7 +393,7 @@ class Bench:
             row["three"].append(summary["rps"] / 3)
             row["three_min"].append(summary["per_connection_rps"]["min"])
 
-        self.each_round(COMPUTING + ["floor"], measure)
+        self.each_round(report.TABLE, measure)
         # CPU per request at a fixed rate every server holds: half the slowest
         # one-connection rate, rounded down to 1, 2 or 5 times a power of ten.
         slowest = min(statistics.median(raw[key]["one"]) for key in raw)
@@ -355,7 +404,7 @@ class Bench:
             raw[server.key]["cpu"].append(summary["server_cpu_us"])
             raw[server.key]["held"].append(held(summary))
 
-        self.each_round(COMPUTING + ["floor"], fixed)
+        self.each_round(report.TABLE, fixed)
         self.results["table"] = {
             "fixed_rate": rate,
             "rows": {key: {"one_client_rps": stat(r["one"]), "fib30_ms": stat([v / 1000 for v in r["fib30"] if v]),
@@ -365,11 +414,11 @@ class Bench:
                            "rate_held": all(r["held"])} for key, r in raw.items()}}
 
     def sweep(self):
-        raw = {key: {c: [] for c in SWEEP} for key in SWEPT}
+        raw = {key: {c: [] for c in SWEEP} for key in report.SWEPT}
         for connections in SWEEP:
             def measure(server):
                 raw[server.key][connections].append(fib_perf(server, "-c", connections, "-d", SECONDS))
-            self.each_round(SWEPT, measure)
+            self.each_round(report.SWEPT, measure)
         self.results["sweep"] = {key: {str(c): {"rps": stat([s["rps"] for s in runs]),
                                                 "p99_us": stat([latency(s, "p99") for s in runs]),
                                                 "cpu_us_per_request": stat([s["server_cpu_us"] for s in runs])}
@@ -377,37 +426,40 @@ class Bench:
 
     def floor(self):
         """The thread mode's four figures against the floor and Go."""
-        raw = {key: {k: [] for k in ("cpu3", "cpu64", "rps64", "held")} for key in FLOOR_SET}
+        raw = {key: {k: [] for k in ("cpu3", "cpu64", "rps64", "held3", "held64")} for key in self.floor_set}
 
         def measure(server):
             row = raw[server.key]
             for connections, name in ((3, "cpu3"), (64, "cpu64")):
                 summary = fib_perf(server, "-c", connections, "--rate", FLOOR_RATE, "-d", SECONDS)
                 row[name].append(summary["server_cpu_us"])
-                row["held"].append(held(summary))
+                row[f"held{connections}"].append(held(summary))
             row["rps64"].append(fib_perf(server, "-c", 64, "-d", SECONDS)["rps"])
 
-        self.each_round(FLOOR_SET, measure)
+        self.each_round(self.floor_set, measure)
         self.results["floor"] = {"rate": FLOOR_RATE, "rows": {
             key: {"cpu_us_per_request_3": stat(r["cpu3"]), "cpu_us_per_request_64": stat(r["cpu64"]),
-                  "closed_loop_64_rps": stat(r["rps64"]), "rate_held": all(r["held"])} for key, r in raw.items()}}
+                  "closed_loop_64_rps": stat(r["rps64"]), "rate_held_3": all(r["held3"]),
+                  "rate_held_64": all(r["held64"])} for key, r in raw.items()}}
 
     def connections(self):
         """New connections per second, and memory per idle connection."""
-        raw = {key: {"rate": [], "cpu": [], "time_wait": []} for key in COMPUTING + ["floor"] + ([
-            "baseline"] if BASELINE else [])}
+        raw = {key: {"rate": [], "cpu": [], "time_wait": [], "failed": []}
+               for key in report.TABLE + (["baseline"] if BASELINE else [])}
 
         def measure(server):
-            rate, cpu, waiting = churn(server)
+            rate, cpu, waiting, failed = churn(server)
             raw[server.key]["rate"].append(rate)
             raw[server.key]["cpu"].append(cpu)
             raw[server.key]["time_wait"].append(waiting)
+            raw[server.key]["failed"].append(failed)
 
         self.each_round(list(raw), measure)
         self.results["churn"] = {key: {"connections_per_s": stat(r["rate"]), "cpu_us_per_connection": stat(r["cpu"]),
-                                       "time_wait_before": r["time_wait"]} for key, r in raw.items()}
+                                       "time_wait_before": r["time_wait"], "failed": r["failed"]}
+                                 for key, r in raw.items()}
         memory = {}
-        for key in CONCURRENT + (["baseline"] if BASELINE else []):
+        for key in report.IDLE + (["baseline"] if BASELINE else []):
             log(f"idle memory: {key}")
             with self.servers[key] as server:
                 per, opened = idle_memory(server)
@@ -417,7 +469,7 @@ class Bench:
     def demo(self):
         """The talk's demo: a fib(1) client alone, then beside two connections pipelining fib(40)."""
         raw = {key: {k: [] for k in ("p99", "p99_beside", "rps", "rps_beside", "held", "held_beside")}
-               for key in COMPUTING}
+               for key in report.DEMO}
 
         def measure(server):
             row = raw[server.key]
@@ -435,7 +487,7 @@ class Bench:
                     load.kill()
                     load.wait()
 
-        self.each_round(COMPUTING, measure)
+        self.each_round(report.DEMO, measure)
         self.results["demo"] = {"rate": DEMO_RATE, "rows": {
             key: {"p99_us_alone": stat(r["p99"]), "p99_us_beside": stat(r["p99_beside"]),
                   "rps_alone": stat(r["rps"]), "rps_beside": stat(r["rps_beside"]),
@@ -444,25 +496,29 @@ class Bench:
 
     def client(self):
         """fib_perf's own cost: its CPU per request against bench/min_client's
-        (a blocking loop that checks and times nothing), both against the floor."""
-        raw = {(tool, c): {"rps": [], "cpu": []} for tool in ("fib_perf", "min_client") for c in (1, 3)}
+        (a blocking C++ loop that checks and times nothing) and, with one
+        connection, against the talk's perf2 client in CPython
+        (bench/peers/perf2.py), all three against the floor."""
+        runs = [("fib_perf", 1), ("min_client", 1), ("perf2.py", 1), ("fib_perf", 3), ("min_client", 3)]
+        raw = {run: {"rps": [], "cpu": []} for run in runs}
 
         def children_cpu():
             usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             return usage.ru_utime + usage.ru_stime
 
         def measure(server):
-            for c in (1, 3):
-                for tool in ("fib_perf", "min_client"):
-                    before = children_cpu()
-                    if tool == "fib_perf":
-                        rps = fib_perf(server, "-c", c, "-d", SECONDS)["rps"]
-                    else:
-                        done = subprocess.run([f"{BIN}/min_client", server.address, "-c", str(c), "-d", str(SECONDS)],
-                                              capture_output=True, text=True, check=True)
-                        rps = float(done.stdout.split()[0])
-                    raw[tool, c]["rps"].append(rps)
-                    raw[tool, c]["cpu"].append((children_cpu() - before) * 1e6 / (rps * SECONDS) if rps else None)
+            for tool, c in runs:
+                before = children_cpu()
+                if tool == "fib_perf":
+                    rps = fib_perf(server, "-c", c, "-d", SECONDS)["rps"]
+                else:
+                    argv = ([f"{BIN}/min_client", server.address, "-c", str(c), "-d", str(SECONDS)]
+                            if tool == "min_client" else
+                            ["python3", f"{REPO}/bench/peers/perf2.py", server.address, str(SECONDS)])
+                    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+                    rps = float(done.stdout.split()[0])
+                raw[tool, c]["rps"].append(rps)
+                raw[tool, c]["cpu"].append((children_cpu() - before) * 1e6 / (rps * SECONDS) if rps else None)
 
         self.each_round(["floor"], measure)
         self.results["client"] = {f"{tool} {c}": {"rps": stat(r["rps"]), "cpu_us_per_request": stat(r["cpu"])}
@@ -489,7 +545,7 @@ class Bench:
                 getattr(self, name)()
         self.results["checked_runs"] = {
             "runs": len(runs_checked),
-            "with_wrong_answers": [r for r in runs_checked if r[3]]}
+            "with_wrong_answers": [r for r in runs_checked if r[3] or r[4]]}
         self.results["elapsed_s"] = round(time.monotonic() - started)
 
 
@@ -517,8 +573,6 @@ def machine():
 
 
 if __name__ == "__main__":
-    import report  # bench/report.py: Markdown, plots and the check
-
     if sys.argv[1:2] == ["--check"]:
         sys.exit(report.check(sys.argv[2], SECTIONS))
     unknown = set(SECTIONS) - set(ALL_SECTIONS)
@@ -526,6 +580,9 @@ if __name__ == "__main__":
         sys.exit(f"compare: SECTIONS: unknown {', '.join(sorted(unknown))}; the sections are {','.join(ALL_SECTIONS)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # A SIGTERM or SIGHUP unwinds like Ctrl-C, so the servers are stopped.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _: sys.exit(128 + number))
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GOPATH=os.path.join(work, "go"))
         subprocess.run(["go", "build", "-o", f"{work}/fib_go", f"{REPO}/bench/peers/fib_go.go"], check=True, env=env)
@@ -539,7 +596,7 @@ if __name__ == "__main__":
                 server.remove_cgroup()
     os.makedirs(OUT, exist_ok=True)
     report.write(bench.results, OUT)
-    if OUT == os.path.join(REPO, "bench", "results") and not QUICK:
+    if OUT == RESULTS and FULL:
         with open(os.path.join(OUT, "results.md")) as f:
             if report.update_readme(os.path.join(REPO, "README.md"), f.read()):
                 log("README.md: the performance section now shows these results")

@@ -4,12 +4,14 @@
 # a process pool and the thread-per-connection floor (bench/peers/), the
 # same client for all, servers alternating round by round. Installs what it
 # needs from Debian, builds, measures (bench/compare.py) and writes
-# bench/results/: results.md, results.json, sweep_*.png. About 25 minutes;
-# QUICK=1 takes about two.
+# bench/results/: results.md, results.json, sweep_*.png. About 17 minutes on
+# two cores; QUICK=1 takes about 75 seconds.
 #
 # Usage: bash bench/compare.sh
 #   environment: QUICK=1, ROUNDS (3), RUN_SECONDS (3), IDLE (10000),
-#   OUT (bench/results), BIN (build/bin; when set, nothing is built),
+#   SECTIONS (a subset of table,sweep,floor,connections,demo,client),
+#   OUT (bench/results for a full run, which also updates the README;
+#   build/compare otherwise), BIN (build/bin; when set, nothing is built),
 #   BASELINE (another fib_server binary, measured beside the thread mode)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -5,12 +5,14 @@ import json
 import os
 import subprocess
 
-# Row order and the keys each table needs (None allowed only where listed).
-TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]
-SWEPT = ["thread", "coroutine", "go"]
-FLOOR = ["thread", "floor", "go", "coroutine"]
-IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]
-DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]
+# The servers each section measures, in the order of its rows.
+TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]  # and churn
+SWEPT = ["thread", "coroutine", "go"]  # the sweep over connections
+FLOOR = ["thread", "floor", "go", "coroutine"]  # the thread mode against the floor
+IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
+DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
+
+NOT_HELD = " (rate not held)"
 
 
 def number(value):
@@ -44,7 +46,7 @@ def table_md(r, names):
            f"{t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for key in TABLE:
         row = t["rows"][key]
-        cpu = cell(row["cpu_us_per_request"]) + ("" if row["rate_held"] else " (rate not held)")
+        cpu = cell(row["cpu_us_per_request"]) + ("" if row["rate_held"] else NOT_HELD)
         fib30 = "does not compute" if key == "floor" else cell(row["fib30_ms"])
         out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | {fib30} | "
                    f"{cell(row['three_clients_rps_per_client'])} | "
@@ -79,9 +81,11 @@ def floor_md(r, names):
            "| server | CPU per request, 3 connections | CPU per request, 64 connections | req/s, 64 connections "
            "| CPU per new connection |", "| --- | --- | --- | --- | --- |"]
     for key, row in f["rows"].items():
-        held = "" if row["rate_held"] else " (rate not held)"
-        out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{held} | {cell(row['cpu_us_per_request_64'])}"
-                   f" | {cell(row['closed_loop_64_rps'])} | {per_connection(key)} |")
+        held3 = "" if row["rate_held_3"] else NOT_HELD
+        held64 = "" if row["rate_held_64"] else NOT_HELD
+        out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{held3} | "
+                   f"{cell(row['cpu_us_per_request_64'])}{held64} | {cell(row['closed_loop_64_rps'])} | "
+                   f"{per_connection(key)} |")
     for other in ("floor", "go"):
         a, b = f["rows"]["thread"], f["rows"][other]
         per = (ratio(churn["thread"]["cpu_us_per_connection"], churn[other]["cpu_us_per_connection"])
@@ -122,8 +126,9 @@ def demo_md(r, names):
            "| --- | --- | --- | --- | --- |"]
     for key in DEMO:
         row = d["rows"][key]
-        late = "" if row["rate_held_beside"] else " (rate not held)"
-        out.append(f"| {names[key]} | {cell(row['p99_us_alone'])} | {cell(row['p99_us_beside'])}{late} | "
+        alone = "" if row["rate_held_alone"] else NOT_HELD
+        beside = "" if row["rate_held_beside"] else NOT_HELD
+        out.append(f"| {names[key]} | {cell(row['p99_us_alone'])}{alone} | {cell(row['p99_us_beside'])}{beside} | "
                    f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
     return out
 
@@ -131,14 +136,18 @@ def demo_md(r, names):
 def client_md(r, names):
     c = r["client"]
     out = ["### The client's own cost", "",
-           "fib_perf (every answer checked, every latency recorded) against bench/min_client (send, receive, "
-           "nothing checked or timed), closed loop against the floor: req/s and the client's CPU per request (us).",
-           "", "| connections | fib_perf req/s | min_client req/s | fib_perf CPU per request | min_client CPU per "
-           "request | fib_perf / min_client CPU |", "| --- | --- | --- | --- | --- | --- |"]
+           "Closed loop against the floor: req/s and the client's own CPU per request (us). fib_perf checks every "
+           "answer and records every latency; bench/min_client (C++, blocking, a thread per connection) sends and "
+           "receives and does nothing else; perf2.py is the talk's perf2 client in CPython (one connection, `1` "
+           "without a newline, a monitor thread).", "",
+           "| connections | fib_perf | min_client | perf2.py | fib_perf / min_client CPU |",
+           "| --- | --- | --- | --- | --- |"]
     for n in (1, 3):
-        a, b = c[f"fib_perf {n}"], c[f"min_client {n}"]
-        out.append(f"| {n} | {cell(a['rps'])} | {cell(b['rps'])} | {cell(a['cpu_us_per_request'])} | "
-                   f"{cell(b['cpu_us_per_request'])} | {ratio(a['cpu_us_per_request'], b['cpu_us_per_request'])} |")
+        a, b, p = c[f"fib_perf {n}"], c[f"min_client {n}"], c.get(f"perf2.py {n}")
+        third = f"{cell(p['rps'])} req/s, CPU {cell(p['cpu_us_per_request'])}" if p else "one connection only"
+        out.append(f"| {n} | {cell(a['rps'])} req/s, CPU {cell(a['cpu_us_per_request'])} | {cell(b['rps'])} req/s, "
+                   f"CPU {cell(b['cpu_us_per_request'])} | {third} | "
+                   f"{ratio(a['cpu_us_per_request'], b['cpu_us_per_request'])} |")
     return out
 
 
@@ -160,7 +169,9 @@ def markdown(r):
         out.append(f"| {row['name']} | `{row['command']}` | {'correct' if row['answers_correct'] else 'WRONG'} |")
     checked = r["checked_runs"]
     out += ["", f"{checked['runs']} fib_perf runs, every answer checked: "
-            f"{len(checked['with_wrong_answers'])} with wrong answers. Took {r['elapsed_s']} s.", ""]
+            f"{len(checked['with_wrong_answers'])} with wrong answers or error replies. \"(rate not held)\": fib_perf "
+            "sent fewer than 99% of the requests due, or more than 1% over 1 ms late. Took "
+            f"{r['elapsed_s']} s.", ""]
     return "\n".join(out)
 
 
@@ -223,6 +234,9 @@ def check(out, sections):
         if not condition:
             problems.append(what)
 
+    def positive(s):  # a figure measured in every run, above zero
+        return bool(s) and s["n"] == r["settings"]["rounds"] and s["min"] > 0
+
     for section in sections:
         need(section in r["settings"]["sections"], f"section {section}: not measured")
     for key in TABLE:
@@ -231,24 +245,29 @@ def check(out, sections):
         for key in TABLE:
             row = r["table"]["rows"].get(key, {})
             for field in ("one_client_rps", "three_clients_rps_per_client", "rss_mib", "cpu_us_per_request"):
-                need(row.get(field), f"table: {key}: no {field}")
-            need(key == "floor" or row.get("fib30_ms"), f"table: {key}: no fib(30) latency")
+                need(positive(row.get(field)), f"table: {key}: no {field}")
+            need(key == "floor" or positive(row.get("fib30_ms")), f"table: {key}: no fib(30) latency")
     if "sweep" in r:
         for key in SWEPT:
             for c in r["settings"]["sweep"]:
                 s = r["sweep"].get(key, {}).get(str(c), {})
-                need(s.get("rps") and s.get("p99_us") and s.get("cpu_us_per_request"), f"sweep: {key}: {c}: missing")
+                need(all(positive(s.get(f)) for f in ("rps", "p99_us", "cpu_us_per_request")),
+                     f"sweep: {key}: {c}: missing")
         for name in ("rps", "p99", "cpu"):
             path = os.path.join(out, f"sweep_{name}.png")
             need(os.path.exists(path) and os.path.getsize(path) > 1000, f"{path}: missing")
     if "floor" in r:
         for key in FLOOR:
             row = r["floor"]["rows"].get(key, {})
-            need(row.get("cpu_us_per_request_3") and row.get("cpu_us_per_request_64") and
-                 row.get("closed_loop_64_rps"), f"floor: {key}: missing")
+            need(all(positive(row.get(f)) for f in ("cpu_us_per_request_3", "cpu_us_per_request_64",
+                                                    "closed_loop_64_rps")), f"floor: {key}: missing")
     if "churn" in r:
         for key in TABLE:
-            need(r["churn"].get(key, {}).get("connections_per_s"), f"churn: {key}: no figure")
+            row = r["churn"].get(key, {})
+            need(positive(row.get("connections_per_s")) and positive(row.get("cpu_us_per_connection")),
+                 f"churn: {key}: no figure")
+            # A connection that fails is one the server refused or dropped.
+            need(sum(row.get("failed", [1])) == 0, f"churn: {key}: {row.get('failed')} connections failed")
         for key in IDLE:
             row = r["idle_memory"]["rows"].get(key, {})
             need(row.get("open") == r["idle_memory"]["connections"] and row.get("kib_per_connection") is not None,
@@ -257,13 +276,14 @@ def check(out, sections):
         for key in DEMO:
             row = r["demo"]["rows"].get(key, {})
             # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
-            need(row.get("p99_us_alone") and row.get("rps_alone"), f"demo: {key}: no answers alone")
+            need(positive(row.get("p99_us_alone")) and positive(row.get("rps_alone")), f"demo: {key}: no answers alone")
             need("p99_us_beside" in row and "rps_beside" in row, f"demo: {key}: no row beside fib(40)")
     if "client" in r:
         for key, row in r["client"].items():
-            need(row["rps"] and row["cpu_us_per_request"], f"client: {key}: missing")
+            need(positive(row["rps"]) and positive(row["cpu_us_per_request"]), f"client: {key}: missing")
     need(r["checked_runs"]["runs"] > 0, "no fib_perf runs")
-    need(not r["checked_runs"]["with_wrong_answers"], f"wrong answers: {r['checked_runs']['with_wrong_answers']}")
+    need(not r["checked_runs"]["with_wrong_answers"],
+         f"wrong answers or error replies: {r['checked_runs']['with_wrong_answers']}")
     with open(os.path.join(out, "results.md")) as f:
         text = f.read()
     for key in TABLE:

@@ -66,7 +66,7 @@ TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
                     {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
   ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
   const std::string out = perf.out();
-  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,",
+  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,", "\"rate_held\":true,",
                           "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":", "\"sent\":", "\"errors\":0,"})
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
 }
@@ -105,6 +105,7 @@ TEST(PerfProgram, ARateNotKeptExitsThree) {
   ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "32", "--rate", "2000", "-d", "1", "--json"});
   EXPECT_EQ(perf.wait_exit(30s), 3) << perf.out();
   EXPECT_NE(perf.out().find("\"errors\":0,"), std::string::npos) << perf.out();
+  EXPECT_NE(perf.out().find("\"rate_held\":false,"), std::string::npos) << perf.out();
   EXPECT_NE(perf.out().find("fell behind the --rate schedule"), std::string::npos) << perf.out();
 }
 

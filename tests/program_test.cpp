@@ -262,7 +262,7 @@ TEST_P(ProgramTest, OutOfDescriptorsBacksOffQuietlyAndRecovers) {
 }
 
 TEST_P(ProgramTest, ThreadsHaveSmallStacks) {
-#ifdef __SANITIZE_THREAD__
+#ifdef FIB_SERVER_TSAN
   GTEST_SKIP() << "a ThreadSanitizer build keeps the default stacks (its per-thread state would not fit); the "
                   "normal and AddressSanitizer builds run this test";
 #endif

@@ -4,6 +4,7 @@
 
 #include "fib/core/address.h"
 #include "fib/core/plural.h"
+#include "fib/perf/warnings.h"
 
 namespace fib {
 
@@ -117,7 +118,8 @@ std::string format_summary_json(const Summary& s) {
   out += fmt::format(R"("latency_us":{},)", latency_json(s.latency));
   if (s.uncorrected) {
     out += fmt::format(R"("uncorrected_latency_us":{},)", latency_json(*s.uncorrected));
-    out += fmt::format(R"("scheduled":{},"sent":{},"sent_late":{},)", s.scheduled, s.sent, s.sent_late);
+    out += fmt::format(R"("scheduled":{},"sent":{},"sent_late":{},"rate_held":{},)", s.scheduled, s.sent, s.sent_late,
+                       rate_held(s));
   }
   out +=
       fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps, s.max_connection_rps);
