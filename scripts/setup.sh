@@ -9,9 +9,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# netcat-openbsd: the README's first example after the Quick start is `nc -N`.
+# help2man makes the man pages; netcat-openbsd: the README's first example
+# after the Quick start is `nc -N`.
 packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev libgtest-dev libbenchmark-dev
-  netcat-openbsd)
+  help2man netcat-openbsd)
 [ "${1:-}" = test ] && packages+=(haproxy systemd python3 golang-go pypy3 gnuplot-nox)
 bash scripts/install_packages.sh "${packages[@]}"
 

@@ -8,7 +8,8 @@ prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for file in bin/fib_server bin/fib_perf share/fib_server/fib_server.service share/fib_server/haproxy.cfg \
-            share/doc/fib_server/README.md share/doc/fib_server/LICENSE; do
+            share/doc/fib_server/README.md share/doc/fib_server/LICENSE share/man/man1/fib_server.1 \
+            share/man/man1/fib_perf.1; do
   [ -e "$prefix/$file" ] || { echo "install_check: missing $file" >&2; exit 1; }
 done
 [ -x "$prefix/bin/fib_server" ] && [ -x "$prefix/bin/fib_perf" ]
