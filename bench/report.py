@@ -12,7 +12,17 @@ FLOOR = ["thread", "floor", "go", "coroutine"]  # the thread mode against the fl
 IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
 DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
 
-NOT_HELD = " (rate not held)"
+
+
+def not_held(held):
+    """The mark of an open-loop figure whose rate fib_perf did not keep."""
+    return "" if held else " (rate not held)"
+
+
+def heading(title, text, columns):
+    """A section's title, what it shows, and its table's header rows."""
+    return [f"### {title}", "", *([text, ""] if text else []), "| " + " | ".join(columns) + " |",
+            "|" + " --- |" * len(columns)]
 
 
 def number(value):
@@ -40,13 +50,14 @@ def ratio(a, b):
 
 def table_md(r, names):
     t = r["table"]
-    out = ["### The write-up's table", "",
-           "| server | one client, fib(1), req/s | fib(30) latency, ms | three clients at once, req/s per client "
-           "| the slowest of the three, req/s | resident memory, three clients, MiB | server CPU per request at "
-           f"{t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = heading("The write-up's table", "",
+                  ["server", "one client, fib(1), req/s", "fib(30) latency, ms",
+                   "three clients at once, req/s per client",
+                   "the slowest of the three, req/s", "resident memory, three clients, MiB",
+                   f"server CPU per request at {t['fixed_rate']:,} req/s, us"])
     for key in TABLE:
         row = t["rows"][key]
-        cpu = cell(row["cpu_us_per_request"]) + ("" if row["rate_held"] else NOT_HELD)
+        cpu = cell(row["cpu_us_per_request"]) + not_held(row["rate_held"])
         fib30 = "does not compute" if key == "floor" else cell(row["fib30_ms"])
         out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | {fib30} | "
                    f"{cell(row['three_clients_rps_per_client'])} | "
@@ -55,9 +66,9 @@ def table_md(r, names):
 
 
 def sweep_md(r, names):
-    out = ["### Connections from 1 to 256", "",
-           "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).", "",
-           "| connections | " + " | ".join(names[k] for k in SWEPT) + " |", "| --- |" + " --- |" * len(SWEPT)]
+    out = heading("Connections from 1 to 256",
+                  "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).",
+                  ["connections"] + [names[k] for k in SWEPT])
     for c in r["settings"]["sweep"]:
         cells = []
         for key in SWEPT:
@@ -75,16 +86,15 @@ def floor_md(r, names):
     def per_connection(key):
         return cell(churn[key]["cpu_us_per_connection"]) if key in churn else "not measured"
 
-    out = ["### The thread mode against the floor", "",
-           f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
-           "connections; server CPU per new connection (us; connect, fib(1), close; from the churn run below).", "",
-           "| server | CPU per request, 3 connections | CPU per request, 64 connections | req/s, 64 connections "
-           "| CPU per new connection |", "| --- | --- | --- | --- | --- |"]
+    out = heading("The thread mode against the floor",
+                  f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
+                  "connections; server CPU per new connection (us; connect, fib(1), close; from the churn run below).",
+                  ["server", "CPU per request, 3 connections", "CPU per request, 64 connections",
+                   "req/s, 64 connections", "CPU per new connection"])
     for key, row in f["rows"].items():
-        held3 = "" if row["rate_held_3"] else NOT_HELD
-        held64 = "" if row["rate_held_64"] else NOT_HELD
-        out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{held3} | "
-                   f"{cell(row['cpu_us_per_request_64'])}{held64} | {cell(row['closed_loop_64_rps'])} | "
+        out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{not_held(row['rate_held_3'])} | "
+                   f"{cell(row['cpu_us_per_request_64'])}{not_held(row['rate_held_64'])} | "
+                   f"{cell(row['closed_loop_64_rps'])} | "
                    f"{per_connection(key)} |")
     for other in ("floor", "go"):
         a, b = f["rows"]["thread"], f["rows"][other]
@@ -98,13 +108,13 @@ def floor_md(r, names):
 
 def connections_md(r, names):
     idle, churn = r["idle_memory"], r["churn"]
-    out = ["### Connections: new ones per second, idle ones in memory", "",
-           "New connections per second from bench/churn (2 threads: connect, fib(1), close; each connection from a "
-           "loopback source address of its own), with the server's CPU per connection and the TIME_WAIT sockets "
-           f"present before each run; resident memory per idle connection with {idle['connections']:,} open (each "
-           "served once), one run.", "",
-           "| server | new connections/s | server CPU per connection, us | TIME_WAIT before | KiB per idle connection |",
-           "| --- | --- | --- | --- | --- |"]
+    out = heading("Connections: new ones per second, idle ones in memory",
+                  "New connections per second from bench/churn (2 threads: connect, fib(1), close; each connection "
+                  "from a loopback source address of its own), with the server's CPU per connection and the TIME_WAIT "
+                  f"sockets present before each run; resident memory per idle connection with {idle['connections']:,} "
+                  "open (each served once), one run.",
+                  ["server", "new connections/s", "server CPU per connection, us", "TIME_WAIT before",
+                   "KiB per idle connection"])
     for key in churn:
         waits = churn[key]["time_wait_before"]
         memory = idle["rows"].get(key)
@@ -118,30 +128,27 @@ def connections_md(r, names):
 
 def demo_md(r, names):
     d = r["demo"]
-    out = ["### The talk's demo", "",
-           f"A fib(1) client at {d['rate']:,} req/s (p99 latency, counted from each request's scheduled time) "
-           "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
-           "each). \"none answered\": not one answer within the run.", "",
-           "| server | p99 alone, us | p99 beside fib(40), us | req/s alone | req/s beside fib(40) |",
-           "| --- | --- | --- | --- | --- |"]
+    out = heading("The talk's demo",
+                  f"A fib(1) client at {d['rate']:,} req/s (p99 latency, counted from each request's scheduled time) "
+                  "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
+                  "each). \"none answered\": not one answer within the run.",
+                  ["server", "p99 alone, us", "p99 beside fib(40), us", "req/s alone", "req/s beside fib(40)"])
     for key in DEMO:
         row = d["rows"][key]
-        alone = "" if row["rate_held_alone"] else NOT_HELD
-        beside = "" if row["rate_held_beside"] else NOT_HELD
-        out.append(f"| {names[key]} | {cell(row['p99_us_alone'])}{alone} | {cell(row['p99_us_beside'])}{beside} | "
+        out.append(f"| {names[key]} | {cell(row['p99_us_alone'])}{not_held(row['rate_held_alone'])} | "
+                   f"{cell(row['p99_us_beside'])}{not_held(row['rate_held_beside'])} | "
                    f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
     return out
 
 
 def client_md(r, names):
     c = r["client"]
-    out = ["### The client's own cost", "",
-           "Closed loop against the floor: req/s and the client's own CPU per request (us). fib_perf checks every "
-           "answer and records every latency; bench/min_client (C++, blocking, a thread per connection) sends and "
-           "receives and does nothing else; perf2.py is the talk's perf2 client in CPython (one connection, `1` "
-           "without a newline, a monitor thread).", "",
-           "| connections | fib_perf | min_client | perf2.py | fib_perf / min_client CPU |",
-           "| --- | --- | --- | --- | --- |"]
+    out = heading("The client's own cost",
+                  "Closed loop against the floor: req/s and the client's own CPU per request (us). fib_perf checks "
+                  "every answer and records every latency; bench/min_client (C++, blocking, a thread per connection) "
+                  "sends and receives and does nothing else; perf2.py is the talk's perf2 client in CPython (one "
+                  "connection, `1` without a newline, a monitor thread).",
+                  ["connections", "fib_perf", "min_client", "perf2.py", "fib_perf / min_client CPU"])
     for n in (1, 3):
         a, b, p = c[f"fib_perf {n}"], c[f"min_client {n}"], c.get(f"perf2.py {n}")
         third = f"{cell(p['rps'])} req/s, CPU {cell(p['cpu_us_per_request'])}" if p else "one connection only"
@@ -164,7 +171,7 @@ def markdown(r):
            f"fib_perf; server CPU from {settings['cpu_source']}, over all of the server's threads and processes."]
     for name in settings["sections"]:
         out += [""] + SECTION_MD[name](r, names)
-    out += ["", "### The servers", "", "| server | command | answers checked |", "| --- | --- | --- |"]
+    out += [""] + heading("The servers", "", ["server", "command", "answers checked"])
     for row in r["servers"].values():
         out.append(f"| {row['name']} | `{row['command']}` | {'correct' if row['answers_correct'] else 'WRONG'} |")
     checked = r["checked_runs"]
