@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "fib/core/request_handler.h"
 #include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
+#include "fib/server/metrics.h"
 #include "fib/server/server.h"
 
 namespace {
@@ -69,7 +71,8 @@ const CLI::Validator kOffOrMilliseconds(
 // Reads the command line into `config` and `log_level`; returns the exit
 // status to leave with (0 after --help or --version, 2 for bad usage), or -1
 // to carry on.
-int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level) {
+int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level,
+                  std::optional<fib::HostPort>& metrics) {
   std::string address = "127.0.0.1:25000";
   std::string mode = "thread";
   std::string algorithm = "recursive";
@@ -141,6 +144,11 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "errors), also logged at shutdown (0: none; else 0.001 to 86400)")
       ->capture_default_str()
       ->check(kOffOrMilliseconds);
+  std::string metrics_address;
+  app.add_option("--metrics", metrics_address,
+                 "HOST:PORT or :PORT (every IPv4 interface) to serve Prometheus metrics on, at /metrics (for instance "
+                 "127.0.0.1:9464; IPv4 only; port 0 picks a free port; default: none)")
+      ->check(fib::cli::kHostPort);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -157,6 +165,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   config.shutdown_timeout = milliseconds(shutdown_timeout_s);
   config.idle_timeout = milliseconds(idle_timeout_s);
   config.stats_interval = milliseconds(stats_interval_s);
+  if (!metrics_address.empty()) metrics = fib::parse_host_port(metrics_address);
   return -1;
 }
 
@@ -168,7 +177,8 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   fib::ServerConfig config;
   std::string log_level = "info";
-  if (const int status = parse_options(argc, argv, config, log_level); status >= 0) return status;
+  std::optional<fib::HostPort> metrics_address;
+  if (const int status = parse_options(argc, argv, config, log_level, metrics_address); status >= 0) return status;
   const bool small_stacks = use_small_thread_stacks();  // before the first thread starts
 
   fib::AsyncLog log("fib_server", spdlog::level::from_str(log_level));
@@ -194,6 +204,13 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
           "{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",
           strsignal(signal));
     });
+    // Its threads start with SIGINT and SIGTERM blocked; it stops serving
+    // once the server has stopped.
+    std::optional<fib::MetricsEndpoint> metrics;
+    if (metrics_address) {
+      metrics.emplace(*metrics_address, server);
+      fib::log_whatever_the_level(fmt::format("metrics on {}", metrics->url()));
+    }
     server.run();
   } catch (const std::exception& e) {
     // Straight to stderr, after what was logged before it: a fatal error is

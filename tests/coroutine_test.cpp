@@ -76,7 +76,7 @@ TEST(Coroutine, StopWhileWorkersComputeIsBoundedAndTellsEveryClient) {
   EXPECT_TRUE(idle.read_stopping_then_eof(0ms));
   const ServerStats stats = running.server().stats();
   EXPECT_EQ(stats.open, 0u);
-  EXPECT_EQ(stats.requests, 7u);  // the fib(1)s and the fib(2): nothing given up counts
+  EXPECT_EQ(stats.replies.replies(), 7u);  // the fib(1)s and the fib(2): nothing given up counts
 }
 
 // A connection with nothing pending is parked after two sweeps (a tenth of
@@ -99,8 +99,8 @@ TEST(Coroutine, ParkedConnectionGoesOnWhereItLeftOff) {
   unterminated.send("4");  // never a newline: a request of its own
   EXPECT_EQ(unterminated.read_line(), "3");
   // Counted once sent: the client may read an answer a moment before.
-  for (int i = 0; i < 200 && running.server().stats().requests < 4; ++i) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(running.server().stats().requests, 4u);
+  for (int i = 0; i < 200 && running.server().stats().replies.replies() < 4; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(running.server().stats().replies.replies(), 4u);
   // Parked again, then idle: told so and closed, 400 ms after the last valid request.
   const auto started = Clock::now();
   EXPECT_EQ(lines.read_line(2s), "error: idle timeout: no valid request for 0.4 s; closing the connection");

@@ -200,7 +200,7 @@ TEST_P(HardeningTest, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
       closed = true;  // the server hung up (a reset: it had unread requests)
       break;
     }
-    const std::uint64_t now_sent = running.server().stats().requests;
+    const std::uint64_t now_sent = running.server().stats().replies.replies();
     if (now_sent != sent) {
       sent = now_sent;
       last_growth = std::chrono::steady_clock::now();

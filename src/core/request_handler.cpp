@@ -65,6 +65,17 @@ Request parse_request(std::string_view line, unsigned max_n) {
   return {Request::Kind::number, n};
 }
 
+std::optional<ErrorKind> error_kind(Request::Kind kind) {
+  switch (kind) {
+    case Request::Kind::number:
+    case Request::Kind::blank: return std::nullopt;
+    case Request::Kind::not_a_number: return ErrorKind::not_a_number;
+    case Request::Kind::negative: return ErrorKind::negative;
+    case Request::Kind::too_large: return ErrorKind::too_large;
+  }
+  return ErrorKind::not_a_number;
+}
+
 RequestHandler::RequestHandler(Algorithm algorithm, unsigned max_n)
     : algorithm_(algorithm), max_n_(std::min(max_n, kMaxIndex)) {}
 

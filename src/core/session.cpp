@@ -1,6 +1,7 @@
 #include "fib/core/session.h"
 
 #include <cassert>
+#include <utility>
 
 namespace fib {
 
@@ -30,7 +31,7 @@ std::optional<Session::Next> Session::step() {
       // since what follows cannot be framed reliably.
       if (replies_.nearly_full()) return Next::send;
       handler_.reply_line_too_long(replies_);
-      count(true);
+      count_error(ErrorKind::line_too_long);
       closing_ = true;
       continue;
     }
@@ -55,7 +56,10 @@ std::optional<Session::Next> Session::step() {
       continue;
     }
     held_.reset();
-    count(request.kind != Request::Kind::number);
+    if (const std::optional<ErrorKind> error = error_kind(request.kind))
+      count_error(*error);
+    else
+      count_answer();
   }
 }
 
@@ -67,27 +71,26 @@ bool Session::compute() {
   }
   held_.reset();
   slow_.reset();
-  count(false);
+  count_answer();
   return true;
 }
 
-void Session::count(bool error) {
-  ++unsent_;
-  if (error)
-    ++unsent_errors_;
-  else
-    valid_ = true;
+void Session::count_answer() {
+  ++unsent_.answers;
+  valid_ = true;
 }
 
-void Session::sent() {
-  requests_ += unsent_;
-  errors_ += unsent_errors_;
-  unsent_ = unsent_errors_ = 0;
+void Session::count_error(ErrorKind kind) { unsent_.count(kind); }
+
+ReplyCounts Session::sent() {
+  requests_ += unsent_.replies();
+  errors_ += unsent_.error_lines();
   replies_.clear();
+  return std::exchange(unsent_, {});
 }
 
 bool Session::at_rest() const {
-  return !framer_.has_partial() && replies_.empty() && !held_ && !slow_ && unsent_ == 0 && !end_of_stream_ &&
+  return !framer_.has_partial() && replies_.empty() && !held_ && !slow_ && unsent_.replies() == 0 && !end_of_stream_ &&
          !closing_ && !given_up_;
 }
 
@@ -101,7 +104,7 @@ void Session::resume(const Rest& rest) {
 }
 
 void Session::drop_output() {
-  unsent_ = unsent_errors_ = 0;
+  unsent_ = {};
   replies_.clear();
 }
 

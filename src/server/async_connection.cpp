@@ -49,6 +49,19 @@ awaitable<void> compute(Session& session, int fd, std::size_t& sent, bool& reset
   co_return;
 }
 
+// Counts a slow request handed to the workers until it is back, on the
+// loop's thread.
+class AtWorkers {
+ public:
+  explicit AtWorkers(EventLoop& loop) : loop_(loop) { add(loop_.at_workers, 1); }
+  ~AtWorkers() { add(loop_.at_workers, -1); }
+  AtWorkers(const AtWorkers&) = delete;
+  AtWorkers& operator=(const AtWorkers&) = delete;
+
+ private:
+  EventLoop& loop_;
+};
+
 // What a connection at rest reads into: a request or two.
 constexpr std::size_t kArrivedBytes = 32;
 
@@ -99,8 +112,10 @@ class AsyncConnection {
         end(End::failed, error.value());
         co_return result_;
       }
-      // One clock read per receive, for the idle rule and the send that follows.
-      const Clock::time_point now = idle_limit_ ? Clock::now() : Clock::time_point{};
+      // One clock read per receive, for the idle rule, the send that follows
+      // and the service time of the requests it completes.
+      const Clock::time_point now = Clock::now();
+      received_at_ = now;
       Session& session = this->session();
       if (resting && received > 0) std::memcpy(session.free_space().data(), arrived_.data(), received);
       session.received(received);
@@ -115,8 +130,11 @@ class AsyncConnection {
             if (!co_await flush(Clock::now())) co_return result_;
             // On a worker, so that the loop goes on serving; this connection
             // waits, so its answers stay in order.
-            co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_, reset_),
-                                    use_awaitable);
+            {
+              const AtWorkers counted(loop_);
+              co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_, reset_),
+                                      use_awaitable);
+            }
             if (reset_) {
               end(End::failed, ECONNRESET);
               co_return result_;
@@ -206,13 +224,11 @@ class AsyncConnection {
         end(End::failed, error.value());
       co_return false;
     }
-    const std::uint64_t before = session.requests(), errors_before = session.errors();
-    session.sent();
+    const ReplyCounts counts = session.sent();
     result_.requests = session.requests();
     result_.errors = session.errors();
     // The loop's thread is the only writer of its totals.
-    add(loop_.totals.requests, static_cast<std::int64_t>(result_.requests - before));
-    add(loop_.totals.errors, static_cast<std::int64_t>(result_.errors - errors_before));
+    loop_.totals.count(counts, Clock::now() - received_at_);
     co_return true;
   }
 
@@ -262,6 +278,7 @@ class AsyncConnection {
   std::array<char, kArrivedBytes> arrived_;
   const bool idle_limit_;
   ConnectionResult& result_;
+  Clock::time_point received_at_;  // the last receive: what every reply sent since answers arrived then
   std::size_t sent_early_ = 0;  // of output(), by the worker that computed it
   bool reset_ = false;          // the worker found the client gone
 };

@@ -130,4 +130,14 @@ AsyncLog::~AsyncLog() { spdlog::set_default_logger(std::make_shared<spdlog::logg
 
 bool AsyncLog::flush(std::chrono::milliseconds timeout) { return sink_->flush_within(timeout); }
 
+void log_whatever_the_level(const std::string& line) {
+  const std::shared_ptr<spdlog::logger> logger = spdlog::default_logger();
+  if (logger->should_log(spdlog::level::info)) {
+    logger->info(line);
+    return;
+  }
+  const spdlog::details::log_msg message(logger->name(), spdlog::level::info, line);
+  for (const spdlog::sink_ptr& sink : logger->sinks()) sink->log(message);
+}
+
 }  // namespace fib

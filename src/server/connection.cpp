@@ -36,6 +36,25 @@ std::string_view to_string(ConnectionResult::End end) {
   return "?";
 }
 
+void ConnectionCounters::count(const ReplyCounts& sent, Clock::duration service) {
+  add(answers, static_cast<std::int64_t>(sent.answers));
+  for (std::size_t i = 0; i < kErrorKinds; ++i) {
+    if (sent.errors[i] != 0) add(errors[i], static_cast<std::int64_t>(sent.errors[i]));
+  }
+  const std::uint64_t replies = sent.replies();
+  add(service_times[service_time_bucket(service)], static_cast<std::int64_t>(replies));
+  add(service_time_ns,
+      static_cast<std::int64_t>(replies) * std::chrono::duration_cast<std::chrono::nanoseconds>(service).count());
+}
+
+void ConnectionCounters::add_to(ReplyCounts& replies, ServiceTimes& times) const {
+  replies.answers += answers.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kErrorKinds; ++i) replies.errors[i] += errors[i].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kServiceTimeBuckets; ++i)
+    times.buckets[i] += service_times[i].load(std::memory_order_relaxed);
+  times.sum_ns += service_time_ns.load(std::memory_order_relaxed);
+}
+
 CloseLimits goodbye_close_limits(ConnectionResult::End how, const StopState* stop) {
   // However much the client still sends: only time bounds a stop.
   if (how == ConnectionResult::End::stopped) return {stop->close_by(), std::numeric_limits<std::size_t>::max()};
@@ -72,8 +91,10 @@ class ConnectionLoop {
         end(End::failed, errno);
         return result_;
       }
-      // One clock read per receive, for the idle rule and the send that follows.
-      const Clock::time_point now = idle_limit_ ? Clock::now() : Clock::time_point{};
+      // One clock read per receive, for the idle rule, the send that follows
+      // and the service time of the requests it completes.
+      const Clock::time_point now = Clock::now();
+      received_at_ = now;
       session_.received(static_cast<std::size_t>(received));
       // A short read means the kernel had no more bytes queued, so the common
       // case costs no extra call. (With today's buffer sizes a full read
@@ -130,13 +151,10 @@ class ConnectionLoop {
         end(End::failed, errno);
       return false;
     }
-    session_.sent();
+    const ReplyCounts sent = session_.sent();
     result_.requests = session_.requests();
     result_.errors = session_.errors();
-    if (policy_.counters != nullptr) {
-      policy_.counters->requests.store(result_.requests, std::memory_order_relaxed);
-      policy_.counters->errors.store(result_.errors, std::memory_order_relaxed);
-    }
+    if (policy_.counters != nullptr) policy_.counters->count(sent, Clock::now() - received_at_);
     return true;
   }
 
@@ -186,6 +204,7 @@ class ConnectionLoop {
   const bool idle_limit_;
   ConnectionResult result_;
   Clock::time_point last_valid_ = Clock::now();
+  Clock::time_point received_at_;  // the last receive: what every reply sent since answers arrived then
   bool receive_timeout_cut_ = false;  // shortened to what is left of the idle timeout
 };
 

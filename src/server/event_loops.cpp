@@ -3,8 +3,10 @@
 #include "event_loops.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -136,6 +138,7 @@ void EventLoops::run_worker() {
 }
 
 void EventLoops::run_loop(EventLoop& loop) {
+  if (::pthread_getcpuclockid(::pthread_self(), &loop.cpu_clock) == 0) loop.running.store(true, std::memory_order_release);
   const auto on_failure = [this](const std::exception_ptr& error) {
     if (error) fail(error);
   };
@@ -144,11 +147,17 @@ void EventLoops::run_loop(EventLoop& loop) {
   for (;;) {
     try {
       loop.io.run();
-      return;
+      break;
     } catch (...) {
       fail(std::current_exception());
     }
   }
+  timespec cpu{};
+  if (loop.running.load(std::memory_order_relaxed) && ::clock_gettime(loop.cpu_clock, &cpu) == 0) {
+    loop.cpu_ns_at_end.store(static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec),
+                             std::memory_order_relaxed);
+  }
+  loop.running.store(false, std::memory_order_release);
 }
 
 void EventLoops::fail(std::exception_ptr error) {
@@ -184,16 +193,17 @@ void EventLoops::abandon() {
 
 std::uint64_t EventLoops::open() const { return open_.load(std::memory_order_relaxed); }
 
-std::uint64_t EventLoops::requests() const {
-  std::uint64_t total = 0;
-  for (const auto& loop : loops_) total += loop->totals.requests.load(std::memory_order_relaxed);
-  return total;
-}
-
-std::uint64_t EventLoops::errors() const {
-  std::uint64_t total = 0;
-  for (const auto& loop : loops_) total += loop->totals.errors.load(std::memory_order_relaxed);
-  return total;
+void EventLoops::add_to(ServerStats& stats) const {
+  for (const auto& loop : loops_) {
+    loop->totals.add_to(stats.replies, stats.service_times);
+    for (std::size_t i = 0; i < kConnectionEnds; ++i) stats.ended[i] += loop->ended[i].load(std::memory_order_relaxed);
+    stats.at_workers += loop->at_workers.load(std::memory_order_relaxed);
+    timespec cpu{};
+    // A thread that has just ended has no clock any more: what it read last.
+    const bool clock_read = loop->running.load(std::memory_order_acquire) && ::clock_gettime(loop->cpu_clock, &cpu) == 0;
+    stats.loop_cpu_ns += clock_read ? static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec)
+                                    : loop->cpu_ns_at_end.load(std::memory_order_relaxed);
+  }
 }
 
 awaitable<void> EventLoops::accept(EventLoop& loop) {
@@ -232,6 +242,7 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
       connection = loop.connections.emplace(loop.connections.end(), std::move(socket), to_endpoint(peer).to_string());
     } catch (const std::bad_alloc&) {
       open_.fetch_sub(1, std::memory_order_relaxed);
+      server_.refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_relaxed);
       continue;  // the socket, wherever it is, closes
     }
     add(loop.open, 1);
@@ -266,11 +277,13 @@ void EventLoops::start(EventLoop& loop, LoopConnections::iterator connection) no
   try {
     asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
   } catch (...) {
+    connection->result.end = ConnectionResult::End::failed;
     end(loop, connection);  // out of memory for a coroutine: the connection closes
   }
 }
 
 void EventLoops::end(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+  add(loop.ended[static_cast<std::size_t>(connection->result.end)], 1);
   loop.connections.erase(connection);  // closes the socket
   open_.fetch_sub(1, std::memory_order_relaxed);
   add(loop.open, -1);
@@ -296,6 +309,7 @@ void EventLoops::park(EventLoop& loop, LoopConnections::iterator connection) noe
   try {
     connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
   } catch (...) {
+    connection->result.end = ConnectionResult::End::failed;
     end(loop, connection);  // out of memory for the wait: the connection closes
     return;
   }

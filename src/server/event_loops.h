@@ -6,12 +6,15 @@
 // atomic totals that statistics read.
 #pragma once
 
+#include <time.h>
+
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -31,15 +34,10 @@
 namespace fib {
 
 class Server;
+struct ServerStats;
 
 // Asio's completion token for a coroutine that wants errors as values.
 inline constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
-
-// Adds to a loop's total: the loop's thread is its only writer, readers
-// are anywhere.
-inline void add(std::atomic<std::uint64_t>& total, std::int64_t n) {
-  total.store(total.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-}
 
 // One connection of a loop: what outlives the coroutine serving it. A
 // connection that has nothing pending for a while is parked: its coroutine
@@ -78,6 +76,13 @@ struct EventLoop {
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
   ConnectionCounters totals;  // replies sent by this loop's connections, closed ones included
+  // How this loop's connections ended, by ConnectionResult::End.
+  std::array<std::atomic<std::uint64_t>, kConnectionEnds> ended{};
+  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
+  // The CPU time of the loop's thread: its clock while it runs, then what it read last.
+  std::atomic<bool> running{false};
+  clockid_t cpu_clock{};
+  std::atomic<std::uint64_t> cpu_ns_at_end{0};
   // Sessions no connection holds: a connection with nothing pending hands
   // its session back (see Session::Rest). At most kSpareSessions are kept.
   std::vector<std::unique_ptr<Session>> spare_sessions;
@@ -102,8 +107,9 @@ class EventLoops {
   void abandon();
 
   std::uint64_t open() const;
-  std::uint64_t requests() const;
-  std::uint64_t errors() const;
+  // From any thread: adds the loops' replies, ends, slow requests at the
+  // workers and CPU time to `stats`.
+  void add_to(ServerStats& stats) const;
   unsigned threads() const { return static_cast<unsigned>(loops_.size()); }
   unsigned workers() const { return worker_count_; }
 

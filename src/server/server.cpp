@@ -24,23 +24,12 @@
 #include "fib/core/clock.h"
 #include "fib/core/plural.h"
 #include "fib/net/thread_wake.h"
+#include "fib/server/async_log.h"
 #include "fib/server/connection.h"
 
 namespace fib {
 
 namespace {
-
-// An info line written whatever the log level, even "off": where the server
-// listens, which a client of port 0 cannot learn any other way.
-void log_whatever_the_level(const std::string& line) {
-  const std::shared_ptr<spdlog::logger> logger = spdlog::default_logger();
-  if (logger->should_log(spdlog::level::info)) {
-    logger->info(line);
-    return;
-  }
-  const spdlog::details::log_msg message(logger->name(), spdlog::level::info, line);
-  for (const spdlog::sink_ptr& sink : logger->sinks()) sink->log(message);
-}
 
 // What the client already sent and a refusal reads before closing, at most.
 constexpr std::size_t kRefusalDiscardBytes = std::size_t{64} * 1024;
@@ -159,22 +148,24 @@ void Server::finish() {
 ServerStats Server::stats() {
   ServerStats totals;
   totals.accepted = accepted_.load(std::memory_order_relaxed);
-  totals.refused = refused_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kRefusals; ++i) totals.refused[i] = refused_[i].load(std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
   totals.open = live_.size();
-  totals.requests = closed_requests_;
-  totals.errors = closed_errors_;
+  totals.ended = ended_;
+  totals.replies = closed_replies_;
+  totals.service_times = closed_service_times_;
+  for (const Live& live : live_) live.counters.add_to(totals.replies, totals.service_times);
+  totals.threads_parked = parked_.size();
+  totals.threads_busy = threads_.size() - parked_.size();
   if (loops_) {
     totals.open += loops_->open();
-    totals.requests += loops_->requests();
-    totals.errors += loops_->errors();
-  }
-  for (const Live& live : live_) {
-    totals.requests += live.counters.requests.load(std::memory_order_relaxed);
-    totals.errors += live.counters.errors.load(std::memory_order_relaxed);
+    loops_->add_to(totals);
   }
   return totals;
 }
+
+unsigned Server::event_loops() const { return loops_ ? loops_->threads() : 0; }
+unsigned Server::workers() const { return loops_ ? loops_->workers() : 0; }
 
 void Server::accept_loop() {
   std::chrono::milliseconds backoff{0};
@@ -247,7 +238,7 @@ void Server::accept_one(Fd fd, const Endpoint& peer) {
 
 // No thread for this client (out of threads or memory): say so and hang up.
 void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept {
-  refused_.fetch_add(1, std::memory_order_relaxed);
+  refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t count = threads_failed_.fetch_add(1, std::memory_order_relaxed) + 1;
   try {  // logging allocates, and memory may be what ran out
     spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
@@ -258,7 +249,7 @@ void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexce
 
 // Over the connection limit: say so and hang up.
 void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
-  refused_.fetch_add(1, std::memory_order_relaxed);
+  refused_[static_cast<std::size_t>(Refusal::over_limit)].fetch_add(1, std::memory_order_relaxed);
   char message[160];
   std::size_t length = 0;
   try {
@@ -287,24 +278,27 @@ void Server::hang_up(int fd, std::string_view message) noexcept {
 }
 
 void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
+  ConnectionResult::End end = ConnectionResult::End::failed;
   try {
-    serve_and_log(fd.get(), peer, self->counters);
+    end = serve_and_log(fd.get(), peer, self->counters).end;
   } catch (...) {
     // Out of memory even for a log line: nothing more to say. The
     // connection still ends, and is unregistered, below.
   }
   std::lock_guard lock(mutex_);
   fd.reset();  // closed under the lock, so stop() never shuts down a reused descriptor
-  closed_requests_ += self->counters.requests.load(std::memory_order_relaxed);
-  closed_errors_ += self->counters.errors.load(std::memory_order_relaxed);
+  self->counters.add_to(closed_replies_, closed_service_times_);
+  ++ended_[static_cast<std::size_t>(end)];
   live_.erase(self);
   if (stopping_) changed_.notify_all();  // only a stop waits for connections to end
 }
 
-void Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
+ConnectionResult Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
-  log_closed(name, serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters}));
+  const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters});
+  log_closed(name, result);
+  return result;
 }
 
 void Server::log_accept_paused(int error) {

@@ -60,6 +60,7 @@ void Server::tell_backlog_stopping() noexcept {
     Fd fd = accept_connection(listener_.get(), &peer);
     if (!fd) return;
     accepted_.fetch_add(1, std::memory_order_relaxed);
+    ++ended_[static_cast<std::size_t>(ConnectionResult::End::stopped)];  // stop() holds the lock
     hang_up(fd.get(), kStoppingReply);
   }
 }
@@ -77,13 +78,14 @@ void Server::supervise() {
     const ServerStats now = stats();
     const Clock::time_point time = Clock::now();
     const double seconds = to_seconds(time - last_time);
-    const double rps = seconds > 0 ? static_cast<double>(now.requests - last_requests) / seconds : 0;
+    const std::uint64_t requests = now.replies.replies(), errors = now.replies.error_lines();
+    const double rps = seconds > 0 ? static_cast<double>(requests - last_requests) / seconds : 0;
     spdlog::info(
         "stats{}: {} connection{} open, {} accepted, {} refused, {} request{} served ({:.0f} req/s), {} error{}",
-        final ? " at shutdown" : "", now.open, plural_s(now.open), now.accepted, now.refused, now.requests,
-        plural_s(now.requests), rps, now.errors, plural_s(now.errors));
+        final ? " at shutdown" : "", now.open, plural_s(now.open), now.accepted, now.refused_total(), requests,
+        plural_s(requests), rps, errors, plural_s(errors));
     last_time = time;
-    last_requests = now.requests;
+    last_requests = requests;
   };
 
   std::unique_lock lock(mutex_);

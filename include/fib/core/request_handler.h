@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
 #include "fib/core/fib.h"
+#include "fib/core/reply_counts.h"
 
 namespace fib {
 
@@ -28,6 +30,9 @@ struct Request {
 };
 
 Request parse_request(std::string_view line, unsigned max_n);
+
+// The error line a request of this kind gets; nullopt for a number or a blank line.
+std::optional<ErrorKind> error_kind(Request::Kind kind);
 
 // A fixed buffer of replies waiting to be sent. No allocation.
 class ReplyBuffer {

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "fib/core/line_framer.h"
+#include "fib/core/reply_counts.h"
 #include "fib/core/request_handler.h"
 
 namespace fib {
@@ -74,8 +75,8 @@ class Session {
 
   // Replies waiting to be sent.
   std::string_view output() const { return replies_.view(); }
-  // output() went out: it counts as answered.
-  void sent();
+  // output() went out: it counts as answered. Returns the replies it held.
+  ReplyCounts sent();
   // output() could not be sent: it is dropped, and the connection ends.
   void drop_output();
 
@@ -111,8 +112,9 @@ class Session {
   // One request, or the over-long line; nullopt when advance() should look
   // at the partial line.
   std::optional<Next> step();
-  // Appends a counted reply.
-  void count(bool error);
+  // Counts a reply appended: an answer, or an error line of `kind`.
+  void count_answer();
+  void count_error(ErrorKind kind);
 
   const RequestHandler& handler_;
   const std::atomic<bool>* cancel_;
@@ -120,7 +122,7 @@ class Session {
   ReplyBuffer replies_;
   std::optional<std::string_view> held_;          // a request not yet answered (a view into the framer)
   std::optional<Request> slow_;                   // the parsed held_ when it waits for compute()
-  std::uint64_t unsent_ = 0, unsent_errors_ = 0;  // replies in replies_
+  ReplyCounts unsent_;                            // replies in replies_
   std::uint64_t requests_ = 0, errors_ = 0;
   bool end_of_stream_ = false;
   bool partial_checked_ = true;  // until something is received

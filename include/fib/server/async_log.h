@@ -46,4 +46,8 @@ class AsyncLog {
   std::shared_ptr<spdlog::logger> logger_;
 };
 
+// An info line written whatever the log level, even "off": where the server
+// listens, which a client of port 0 cannot learn any other way.
+void log_whatever_the_level(const std::string& line);
+
 }  // namespace fib

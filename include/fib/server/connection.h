@@ -2,6 +2,7 @@
 // server's goroutine. Runs on whichever thread calls it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "fib/core/clock.h"
+#include "fib/core/reply_counts.h"
 #include "fib/core/request_handler.h"
 
 namespace fib {
@@ -44,13 +46,27 @@ class StopState {
   std::atomic<Clock::rep> close_by_{0};
 };
 
-// What a connection has done so far, for live statistics. Written only by
-// the connection's thread, as plain relaxed stores of its running totals
-// once per send (never per request); read by any thread. Padded to a cache
-// line of its own so that connections never slow each other down.
+// Adds to a running total that one thread writes and any thread reads: a
+// plain load and store, no locked instruction.
+inline void add(std::atomic<std::uint64_t>& total, std::int64_t n) {
+  total.store(total.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+}
+
+// What a connection has done so far (in coroutine mode, an event loop's
+// connections), for live statistics and metrics. Written only by the thread
+// serving it, once per send (never per request); read by any thread. Aligned
+// to cache lines of its own so that connections never slow each other down.
 struct alignas(64) ConnectionCounters {
-  std::atomic<std::uint64_t> requests{0};  // replies sent, error lines included
-  std::atomic<std::uint64_t> errors{0};    // error lines sent
+  std::atomic<std::uint64_t> answers{0};
+  std::array<std::atomic<std::uint64_t>, kErrorKinds> errors{};  // error lines, by ErrorKind
+  std::array<std::atomic<std::uint64_t>, kServiceTimeBuckets> service_times{};  // per bucket
+  std::atomic<std::uint64_t> service_time_ns{0};
+
+  // By the one writer: `sent` went out, `service` after the last byte of
+  // the request it answers last arrived (all of them arrived in that receive).
+  void count(const ReplyCounts& sent, Clock::duration service);
+  // By any thread: adds what is counted here to `replies` and `times`.
+  void add_to(ReplyCounts& replies, ServiceTimes& times) const;
 };
 
 struct ConnectionResult {
@@ -63,12 +79,15 @@ struct ConnectionResult {
     stopped,        // the server is stopping: what was read was answered (or given up
                     // past the shutdown timeout), then the stopping line, then closed
   };
+  static constexpr std::size_t kEnds = 6;
   End end = End::closed;
   int error = 0;               // errno, for End::failed
   std::uint64_t requests = 0;  // replies sent, error lines included (not the last line of idle or stopped)
   std::uint64_t errors = 0;    // error lines sent, the same way
 };
 
+// The ways a connection ends, ConnectionResult::End's values.
+inline constexpr std::size_t kConnectionEnds = ConnectionResult::kEnds;
 std::string_view to_string(ConnectionResult::End end);
 
 struct ConnectionPolicy {

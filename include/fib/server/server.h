@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 
 #include "fib/core/clock.h"
 #include "fib/core/fib.h"
+#include "fib/core/reply_counts.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
 #include "fib/server/connection.h"
@@ -59,13 +61,29 @@ struct ServerConfig {
   unsigned workers = 0;
 };
 
-// The server's running totals.
+// Why a connection was refused.
+enum class Refusal {
+  over_limit,  // --max-connections were open
+  no_thread,   // no thread (or memory) could be had for it
+};
+inline constexpr std::size_t kRefusals = 2;
+
+// The server's running totals and what its threads are doing.
 struct ServerStats {
-  std::uint64_t open = 0;      // connections open now
-  std::uint64_t accepted = 0;  // connections accepted, refused ones included
-  std::uint64_t refused = 0;   // over --max-connections, or no thread for them
-  std::uint64_t requests = 0;  // replies sent, error lines included
-  std::uint64_t errors = 0;    // error lines sent
+  std::uint64_t open = 0;                             // connections open now
+  std::uint64_t accepted = 0;                         // connections accepted, refused ones included
+  std::array<std::uint64_t, kRefusals> refused{};     // by Refusal
+  std::array<std::uint64_t, kConnectionEnds> ended{};  // connections served and closed, by ConnectionResult::End
+  ReplyCounts replies;                                 // sent, the last line of a closing connection aside
+  ServiceTimes service_times;                          // of those replies
+  // Thread mode: connection threads serving a connection, and parked ones.
+  std::uint64_t threads_busy = 0, threads_parked = 0;
+  // Coroutine mode: slow requests handed to the workers (computing or
+  // waiting for one), and the CPU time of the event-loop threads.
+  std::uint64_t at_workers = 0;
+  std::uint64_t loop_cpu_ns = 0;
+
+  std::uint64_t refused_total() const { return refused[0] + refused[1]; }
 };
 
 // The descriptor limit in effect, less a reserve for the listener, logging
@@ -114,6 +132,13 @@ class Server {
   // touched (each connection publishes its own counters).
   ServerStats stats();
 
+  const ServerConfig& config() const { return config_; }
+  // The largest n answered.
+  unsigned max_n() const { return handler_.max_n(); }
+  // Coroutine mode: event-loop threads and workers; 0 in the other modes.
+  unsigned event_loops() const;
+  unsigned workers() const;
+
  private:
   friend class EventLoops;  // coroutine mode
   // A live connection: the thread serving it (which a stop wakes with a
@@ -156,7 +181,7 @@ class Server {
   // Serves one connection on the calling thread, then unregisters it. Never
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
-  void serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters);
+  ConnectionResult serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters);
   static void log_closed(const std::string& name, const ConnectionResult& result);
   static void log_accept_paused(int error);
   void drain();
@@ -183,8 +208,12 @@ class Server {
   std::vector<ConnectionThread*> parked_;  // the idle ones among them
   std::thread last_retired_;               // the one ended thread not yet joined
   std::atomic<std::uint64_t> threads_failed_{0};
-  std::atomic<std::uint64_t> accepted_{0}, refused_{0};
-  std::uint64_t closed_requests_ = 0, closed_errors_ = 0;  // of connections no longer live
+  std::atomic<std::uint64_t> accepted_{0};
+  std::array<std::atomic<std::uint64_t>, kRefusals> refused_{};
+  // Of connections no longer live (thread and sequential modes).
+  ReplyCounts closed_replies_;
+  ServiceTimes closed_service_times_;
+  std::array<std::uint64_t, kConnectionEnds> ended_{};
 };
 
 }  // namespace fib

@@ -1,0 +1,44 @@
+// --metrics: the server's statistics for Prometheus at http://ADDRESS/metrics,
+// in its text format, served by prometheus-cpp's pull exposer. Nothing is
+// counted here: a scrape reads Server::stats(), which adds up the counters
+// each connection (or event loop) keeps, so the request path never sees it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fib/core/address.h"
+
+namespace prometheus {
+class Collectable;
+class Exposer;
+}  // namespace prometheus
+
+namespace fib {
+
+class Server;
+
+class MetricsEndpoint {
+ public:
+  // Listens on `where`, an IPv4 address or a host name with one ("localhost"),
+  // or every IPv4 interface for an empty host (Debian 12's civetweb, under
+  // the exposer, has no IPv6), and serves `server`'s statistics until
+  // destroyed, from threads of its own. Throws std::system_error or
+  // std::runtime_error saying why when it cannot: "cannot serve metrics on
+  // 127.0.0.1:9464: bind: Address already in use".
+  MetricsEndpoint(const HostPort& where, Server& server);
+  ~MetricsEndpoint();
+  MetricsEndpoint(const MetricsEndpoint&) = delete;
+  MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
+
+  // "http://127.0.0.1:9464/metrics", with the port bound when 0 was asked.
+  const std::string& url() const { return url_; }
+
+ private:
+  std::shared_ptr<prometheus::Collectable> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  HostPort listening_;  // where a client reaches it
+  std::string url_;
+};
+
+}  // namespace fib
