@@ -147,9 +147,10 @@ TEST_P(MetricsTest, ServiceTimeIncludesTheComputation) {
   Client client(server.port());
   client.send("32\n");  // recursive: milliseconds of work, more under sanitizers
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(32)));
-  const Samples samples =
-      server.scrape_until([](const Samples& s) { return s.count("fib_server_request_duration_seconds_count") > 0 &&
-                                                        s.at("fib_server_request_duration_seconds_count") == 1; });
+  const Samples samples = server.scrape_until([](const Samples& s) {
+    return s.count("fib_server_request_duration_seconds_count") > 0 &&
+           s.at("fib_server_request_duration_seconds_count") == 1;
+  });
   EXPECT_EQ(samples.at("fib_server_request_duration_seconds_count"), 1);
   EXPECT_EQ(samples.at(R"(fib_server_request_duration_seconds_bucket{le="0.001"})"), 0);
   EXPECT_GT(samples.at("fib_server_request_duration_seconds_sum"), 0.001);
@@ -180,8 +181,8 @@ TEST_P(ConcurrentMetricsTest, RefusedConnectionsAreCountedByReason) {
 TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
   MetricsServer server(args({"127.0.0.1:0"}));
   ASSERT_NE(server.metrics_port(), 0) << server.log();
-  const std::string busy = mode() == Mode::coroutine ? "fib_server_workers_busy"
-                                                     : R"(fib_server_connection_threads{state="busy"})";
+  const std::string busy =
+      mode() == Mode::coroutine ? "fib_server_workers_busy" : R"(fib_server_connection_threads{state="busy"})";
   EXPECT_EQ(server.scrape().at(busy), 0);
   Client client(server.port());
   client.send("42\n");  // a few hundred milliseconds of work
@@ -201,8 +202,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, ConcurrentMetricsTest, concurrent_modes(), mode_
 TEST(Metrics, BusyPortFailsAtStartWithTheReason) {
   Endpoint bound;
   const Fd taken = listen_tcp({"127.0.0.1", 0}, &bound);
-  ChildProcess server(FIB_SERVER_BIN,
-                      {"127.0.0.1:0", "--metrics", "127.0.0.1:" + std::to_string(bound.port())});
+  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--metrics", "127.0.0.1:" + std::to_string(bound.port())});
   EXPECT_EQ(server.wait_exit(10s), 1);
   EXPECT_NE(server.err().find("--metrics: cannot listen on 127.0.0.1:" + std::to_string(bound.port()) +
                               ": bind: Address already in use"),

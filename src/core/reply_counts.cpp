@@ -15,7 +15,9 @@ std::string_view to_string(ErrorKind kind) {
   return "?";
 }
 
-std::uint64_t ReplyCounts::error_lines() const { return std::accumulate(errors.begin(), errors.end(), std::uint64_t{0}); }
+std::uint64_t ReplyCounts::error_lines() const {
+  return std::accumulate(errors.begin(), errors.end(), std::uint64_t{0});
+}
 
 ReplyCounts& ReplyCounts::operator+=(const ReplyCounts& other) {
   answers += other.answers;

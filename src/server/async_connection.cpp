@@ -279,8 +279,8 @@ class AsyncConnection {
   const bool idle_limit_;
   ConnectionResult& result_;
   Clock::time_point received_at_;  // the last receive: what every reply sent since answers arrived then
-  std::size_t sent_early_ = 0;  // of output(), by the worker that computed it
-  bool reset_ = false;          // the worker found the client gone
+  std::size_t sent_early_ = 0;     // of output(), by the worker that computed it
+  bool reset_ = false;             // the worker found the client gone
 };
 
 }  // namespace

@@ -204,7 +204,7 @@ class ConnectionLoop {
   const bool idle_limit_;
   ConnectionResult result_;
   Clock::time_point last_valid_ = Clock::now();
-  Clock::time_point received_at_;  // the last receive: what every reply sent since answers arrived then
+  Clock::time_point received_at_;     // the last receive: what every reply sent since answers arrived then
   bool receive_timeout_cut_ = false;  // shortened to what is left of the idle timeout
 };
 

@@ -138,7 +138,8 @@ void EventLoops::run_worker() {
 }
 
 void EventLoops::run_loop(EventLoop& loop) {
-  if (::pthread_getcpuclockid(::pthread_self(), &loop.cpu_clock) == 0) loop.running.store(true, std::memory_order_release);
+  if (::pthread_getcpuclockid(::pthread_self(), &loop.cpu_clock) == 0)
+    loop.running.store(true, std::memory_order_release);
   const auto on_failure = [this](const std::exception_ptr& error) {
     if (error) fail(error);
   };
@@ -154,8 +155,9 @@ void EventLoops::run_loop(EventLoop& loop) {
   }
   timespec cpu{};
   if (loop.running.load(std::memory_order_relaxed) && ::clock_gettime(loop.cpu_clock, &cpu) == 0) {
-    loop.cpu_ns_at_end.store(static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec),
-                             std::memory_order_relaxed);
+    loop.cpu_ns_at_end.store(
+        static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec),
+        std::memory_order_relaxed);
   }
   loop.running.store(false, std::memory_order_release);
 }
@@ -200,9 +202,11 @@ void EventLoops::add_to(ServerStats& stats) const {
     stats.at_workers += loop->at_workers.load(std::memory_order_relaxed);
     timespec cpu{};
     // A thread that has just ended has no clock any more: what it read last.
-    const bool clock_read = loop->running.load(std::memory_order_acquire) && ::clock_gettime(loop->cpu_clock, &cpu) == 0;
-    stats.loop_cpu_ns += clock_read ? static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec)
-                                    : loop->cpu_ns_at_end.load(std::memory_order_relaxed);
+    const bool clock_read =
+        loop->running.load(std::memory_order_acquire) && ::clock_gettime(loop->cpu_clock, &cpu) == 0;
+    stats.loop_cpu_ns +=
+        clock_read ? static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec)
+                   : loop->cpu_ns_at_end.load(std::memory_order_relaxed);
   }
 }
 

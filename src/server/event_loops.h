@@ -8,13 +8,13 @@
 
 #include <time.h>
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <exception>

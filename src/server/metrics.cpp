@@ -31,7 +31,7 @@ using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
 // The label values of ConnectionResult::End and Refusal, in their order.
-constexpr std::array<const char*, kConnectionEnds> kEndReasons{"closed", "failed", "line_too_long",
+constexpr std::array<const char*, kConnectionEnds> kEndReasons{"closed", "failed",  "line_too_long",
                                                                "idle",   "stalled", "stopped"};
 constexpr std::array<const char*, kRefusals> kRefusalReasons{"over_limit", "no_thread"};
 
@@ -133,14 +133,13 @@ class ServerCollector : public prometheus::Collectable {
     if (config.mode == Mode::coroutine) {
       const std::uint64_t workers = server_.workers();
       const std::uint64_t busy = std::min(stats.at_workers, workers);
-      families.push_back(one("fib_server_event_loops", "Event-loop threads (--threads)", MetricType::Gauge,
-                             server_.event_loops()));
+      families.push_back(
+          one("fib_server_event_loops", "Event-loop threads (--threads)", MetricType::Gauge, server_.event_loops()));
       families.push_back(one("fib_server_event_loop_cpu_seconds_total",
                              "CPU time the event-loop threads have used: its rate is how many are busy",
                              MetricType::Counter, static_cast<double>(stats.loop_cpu_ns) / 1e9));
-      families.push_back(
-          one("fib_server_workers", "Threads computing slow requests (--workers)", MetricType::Gauge,
-              static_cast<double>(workers)));
+      families.push_back(one("fib_server_workers", "Threads computing slow requests (--workers)", MetricType::Gauge,
+                             static_cast<double>(workers)));
       families.push_back(one("fib_server_workers_busy", "Workers computing a slow request now", MetricType::Gauge,
                              static_cast<double>(busy)));
       families.push_back(one("fib_server_slow_requests_waiting", "Slow requests waiting for a free worker",

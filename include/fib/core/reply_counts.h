@@ -27,7 +27,7 @@ std::string_view to_string(ErrorKind kind);
 
 // Replies sent, by kind.
 struct ReplyCounts {
-  std::uint64_t answers = 0;                     // fib(n) lines
+  std::uint64_t answers = 0;                        // fib(n) lines
   std::array<std::uint64_t, kErrorKinds> errors{};  // error lines, by ErrorKind
 
   void count(ErrorKind kind) { ++errors[static_cast<std::size_t>(kind)]; }
@@ -40,12 +40,12 @@ struct ReplyCounts {
 // to the kernel. Counted in fixed buckets from 10 us to 10 s, 1-2.5-5 a
 // decade, as a Prometheus histogram has them.
 inline constexpr std::array<std::chrono::nanoseconds, 19> kServiceTimeBounds{
-    std::chrono::microseconds{10},   std::chrono::microseconds{25},   std::chrono::microseconds{50},
-    std::chrono::microseconds{100},  std::chrono::microseconds{250},  std::chrono::microseconds{500},
-    std::chrono::milliseconds{1},    std::chrono::microseconds{2500}, std::chrono::milliseconds{5},
-    std::chrono::milliseconds{10},   std::chrono::milliseconds{25},   std::chrono::milliseconds{50},
-    std::chrono::milliseconds{100},  std::chrono::milliseconds{250},  std::chrono::milliseconds{500},
-    std::chrono::seconds{1},         std::chrono::milliseconds{2500}, std::chrono::seconds{5},
+    std::chrono::microseconds{10},  std::chrono::microseconds{25},   std::chrono::microseconds{50},
+    std::chrono::microseconds{100}, std::chrono::microseconds{250},  std::chrono::microseconds{500},
+    std::chrono::milliseconds{1},   std::chrono::microseconds{2500}, std::chrono::milliseconds{5},
+    std::chrono::milliseconds{10},  std::chrono::milliseconds{25},   std::chrono::milliseconds{50},
+    std::chrono::milliseconds{100}, std::chrono::milliseconds{250},  std::chrono::milliseconds{500},
+    std::chrono::seconds{1},        std::chrono::milliseconds{2500}, std::chrono::seconds{5},
     std::chrono::seconds{10}};
 // One bucket per bound (at most that long), and one past the last.
 inline constexpr std::size_t kServiceTimeBuckets = kServiceTimeBounds.size() + 1;

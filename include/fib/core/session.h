@@ -120,9 +120,9 @@ class Session {
   const std::atomic<bool>* cancel_;
   LineFramer framer_;
   ReplyBuffer replies_;
-  std::optional<std::string_view> held_;          // a request not yet answered (a view into the framer)
-  std::optional<Request> slow_;                   // the parsed held_ when it waits for compute()
-  ReplyCounts unsent_;                            // replies in replies_
+  std::optional<std::string_view> held_;  // a request not yet answered (a view into the framer)
+  std::optional<Request> slow_;           // the parsed held_ when it waits for compute()
+  ReplyCounts unsent_;                    // replies in replies_
   std::uint64_t requests_ = 0, errors_ = 0;
   bool end_of_stream_ = false;
   bool partial_checked_ = true;  // until something is received

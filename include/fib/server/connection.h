@@ -58,7 +58,7 @@ inline void add(std::atomic<std::uint64_t>& total, std::int64_t n) {
 // to cache lines of its own so that connections never slow each other down.
 struct alignas(64) ConnectionCounters {
   std::atomic<std::uint64_t> answers{0};
-  std::array<std::atomic<std::uint64_t>, kErrorKinds> errors{};  // error lines, by ErrorKind
+  std::array<std::atomic<std::uint64_t>, kErrorKinds> errors{};                 // error lines, by ErrorKind
   std::array<std::atomic<std::uint64_t>, kServiceTimeBuckets> service_times{};  // per bucket
   std::atomic<std::uint64_t> service_time_ns{0};
 

@@ -70,9 +70,9 @@ inline constexpr std::size_t kRefusals = 2;
 
 // The server's running totals and what its threads are doing.
 struct ServerStats {
-  std::uint64_t open = 0;                             // connections open now
-  std::uint64_t accepted = 0;                         // connections accepted, refused ones included
-  std::array<std::uint64_t, kRefusals> refused{};     // by Refusal
+  std::uint64_t open = 0;                              // connections open now
+  std::uint64_t accepted = 0;                          // connections accepted, refused ones included
+  std::array<std::uint64_t, kRefusals> refused{};      // by Refusal
   std::array<std::uint64_t, kConnectionEnds> ended{};  // connections served and closed, by ConnectionResult::End
   ReplyCounts replies;                                 // sent, the last line of a closing connection aside
   ServiceTimes service_times;                          // of those replies
