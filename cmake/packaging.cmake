@@ -12,6 +12,9 @@ set(CPACK_PACKAGE_CONTACT "fib_server maintainers <fib-server@example.org>")
 string(TIMESTAMP FIB_SERVER_DEB_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
 
 set(deb ${PROJECT_BINARY_DIR}/deb)
+# Read at configure time: an edit configures again.
+set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${PROJECT_SOURCE_DIR}/LICENSE ${PROJECT_SOURCE_DIR}/deploy/fib_server.service)
 # The copyright file: the licence in Debian's machine-readable format.
 file(READ ${PROJECT_SOURCE_DIR}/LICENSE license)
 string(REGEX REPLACE "^MIT License\n\n(Copyright[^\n]*\n\n)?" "" license "${license}")

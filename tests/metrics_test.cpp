@@ -130,6 +130,11 @@ TEST_P(MetricsTest, CountsWhatClientsWereAnswered) {
   EXPECT_EQ(samples.at("fib_server_connections_open"), 0);
   EXPECT_EQ(samples.at(R"(fib_server_connections_ended_total{reason="idle"})"), 0);
   EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="over_limit"})"), 0);
+  // Every connection accepted is open, refused or ended.
+  double ended = 0;
+  for (const auto& [name, value] : samples)
+    if (name.rfind("fib_server_connections_ended_total{", 0) == 0) ended += value;
+  EXPECT_EQ(ended, 2);
   // Every reply has its service time: the buckets are cumulative and end at +Inf.
   EXPECT_EQ(samples.at("fib_server_request_duration_seconds_count"), 7);
   EXPECT_EQ(samples.at(R"(fib_server_request_duration_seconds_bucket{le="+Inf"})"), 7);

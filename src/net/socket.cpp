@@ -61,12 +61,16 @@ Endpoint ipv6(const in6_addr& address, std::uint16_t port) {
 // (dual-stack "::" first, then 0.0.0.0 for hosts without IPv6) and loopback
 // when connecting. "localhost" is always loopback (RFC 6761), even on a
 // minimal system without /etc/hosts.
-std::vector<Endpoint> resolve(const HostPort& where, bool passive, std::string_view action) {
-  if (where.host.empty() && passive) return {ipv6(in6addr_any, where.port), ipv4(INADDR_ANY, where.port)};
+std::vector<Endpoint> resolve(const HostPort& where, bool passive, std::string_view action, int family) {
+  const auto of_family = [family](std::vector<Endpoint> all) {
+    std::erase_if(all, [family](const Endpoint& e) { return family != AF_UNSPEC && e.storage.ss_family != family; });
+    return all;
+  };
+  if (where.host.empty() && passive) return of_family({ipv6(in6addr_any, where.port), ipv4(INADDR_ANY, where.port)});
   if (where.host.empty() || where.host == "localhost")
-    return {ipv4(INADDR_LOOPBACK, where.port), ipv6(in6addr_loopback, where.port)};
+    return of_family({ipv4(INADDR_LOOPBACK, where.port), ipv6(in6addr_loopback, where.port)});
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
   addrinfo* raw = nullptr;
@@ -129,7 +133,7 @@ std::uint16_t Endpoint::port() const {
   return 0;
 }
 
-Fd listen_tcp(const HostPort& where, Endpoint* bound) {
+Fd listen_tcp(const HostPort& where, Endpoint* bound, int family) {
   const std::string name = format_host_port(where.host, where.port);
   // Only an address this host cannot have moves on to the next candidate
   // ("::" on a host without IPv6); a port in use or a permission error is
@@ -138,7 +142,7 @@ Fd listen_tcp(const HostPort& where, Endpoint* bound) {
     throw_errno(errno, fmt::format("cannot listen on {}: {}", name, call));
   };
   const auto unavailable = [] { return errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL; };
-  const std::vector<Endpoint> candidates = resolve(where, true, "listen on");
+  const std::vector<Endpoint> candidates = resolve(where, true, "listen on", family);
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     const Endpoint& e = candidates[i];
     const bool last = i + 1 == candidates.size();
@@ -172,7 +176,7 @@ Fd connect_tcp(const HostPort& where, std::chrono::milliseconds timeout, const s
   const std::string name = format_host_port(where.host, where.port);
   const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
   int last_error = EADDRNOTAVAIL;
-  for (const Endpoint& e : resolve(where, false, "connect to")) {
+  for (const Endpoint& e : resolve(where, false, "connect to", AF_UNSPEC)) {
     // Non-blocking, so that the wait is bounded and can be cut short.
     Fd fd(::socket(e.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) {

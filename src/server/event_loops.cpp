@@ -56,6 +56,13 @@ void lower_priority() {
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
 }
 
+// The time on a thread's CPU clock, in nanoseconds.
+std::optional<std::uint64_t> cpu_ns(clockid_t clock) {
+  timespec used{};
+  if (::clock_gettime(clock, &used) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(used.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(used.tv_nsec);
+}
+
 Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
   Endpoint to;
   to.length = static_cast<socklen_t>(std::min<std::size_t>(from.size(), sizeof to.storage));
@@ -153,12 +160,9 @@ void EventLoops::run_loop(EventLoop& loop) {
       fail(std::current_exception());
     }
   }
-  timespec cpu{};
-  if (loop.running.load(std::memory_order_relaxed) && ::clock_gettime(loop.cpu_clock, &cpu) == 0) {
-    loop.cpu_ns_at_end.store(
-        static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec),
-        std::memory_order_relaxed);
-  }
+  const std::optional<std::uint64_t> used =
+      loop.running.load(std::memory_order_relaxed) ? cpu_ns(loop.cpu_clock) : std::nullopt;
+  if (used) loop.cpu_ns_at_end.store(*used, std::memory_order_relaxed);
   loop.running.store(false, std::memory_order_release);
 }
 
@@ -200,13 +204,15 @@ void EventLoops::add_to(ServerStats& stats) const {
     loop->totals.add_to(stats.replies, stats.service_times);
     for (std::size_t i = 0; i < kConnectionEnds; ++i) stats.ended[i] += loop->ended[i].load(std::memory_order_relaxed);
     stats.at_workers += loop->at_workers.load(std::memory_order_relaxed);
-    timespec cpu{};
     // A thread that has just ended has no clock any more: what it read last.
-    const bool clock_read =
-        loop->running.load(std::memory_order_acquire) && ::clock_gettime(loop->cpu_clock, &cpu) == 0;
-    stats.loop_cpu_ns +=
-        clock_read ? static_cast<std::uint64_t>(cpu.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(cpu.tv_nsec)
-                   : loop->cpu_ns_at_end.load(std::memory_order_relaxed);
+    std::optional<std::uint64_t> now;
+    if (loop->running.load(std::memory_order_acquire)) now = cpu_ns(loop->cpu_clock);
+    if (!now) now = loop->cpu_ns_at_end.load(std::memory_order_relaxed);
+    // Never less than an earlier scrape saw: a counter only goes up.
+    std::uint64_t seen = loop->cpu_ns_reported.load(std::memory_order_relaxed);
+    while (seen < *now && !loop->cpu_ns_reported.compare_exchange_weak(seen, *now, std::memory_order_relaxed)) {
+    }
+    stats.loop_cpu_ns += std::max(seen, *now);
   }
 }
 
@@ -246,7 +252,7 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
       connection = loop.connections.emplace(loop.connections.end(), std::move(socket), to_endpoint(peer).to_string());
     } catch (const std::bad_alloc&) {
       open_.fetch_sub(1, std::memory_order_relaxed);
-      server_.refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_relaxed);
+      server_.refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_release);
       continue;  // the socket, wherever it is, closes
     }
     add(loop.open, 1);
@@ -262,6 +268,7 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
 }
 
 awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator connection) {
+  bool ended = false;  // connection->result says how
   try {
     const std::optional<ConnectionResult> result =
         co_await serve_connection_async(*connection, loop, server_.handler_, policy_, workers_.get_executor());
@@ -269,10 +276,12 @@ awaitable<void> EventLoops::serve(EventLoop& loop, LoopConnections::iterator con
       park(loop, connection);
       co_return;
     }
+    ended = true;
     Server::log_closed(connection->name, *result);
   } catch (...) {
-    // Out of memory even for a log line: nothing more to say. The
+    // Out of memory, even for a log line: nothing more to say. The
     // connection still ends, and is counted out, below.
+    if (!ended) connection->result.end = ConnectionResult::End::failed;
   }
   end(loop, connection);
 }

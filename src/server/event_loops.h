@@ -83,6 +83,7 @@ struct EventLoop {
   std::atomic<bool> running{false};
   clockid_t cpu_clock{};
   std::atomic<std::uint64_t> cpu_ns_at_end{0};
+  mutable std::atomic<std::uint64_t> cpu_ns_reported{0};  // the most a scrape has seen
   // Sessions no connection holds: a connection with nothing pending hands
   // its session back (see Session::Rest). At most kSpareSessions are kept.
   std::vector<std::unique_ptr<Session>> spare_sessions;

@@ -35,11 +35,13 @@ constexpr std::array<const char*, kConnectionEnds> kEndReasons{"closed", "failed
                                                                "idle",   "stalled", "stopped"};
 constexpr std::array<const char*, kRefusals> kRefusalReasons{"over_limit", "no_thread"};
 
-// The exposer's web server answers a scrape from a couple of threads of its own.
+// The exposer's web server (civetweb) answers scrapes from this many threads
+// of its own, besides its listener's.
 constexpr const char* kExposerThreads = "2";
-// How the destructor wakes the exposer's listener: at most 2 s of connections.
+// How the destructor wakes the exposer's listener: a connection every
+// interval, for at most as long as the listener's poll waits.
 constexpr std::chrono::milliseconds kStopPokeInterval{10};
-constexpr int kStopPokes = 200;
+constexpr std::chrono::seconds kStopPokesFor{2};
 
 ClientMetric sample(MetricType type, double value, Labels labels = {}) {
   ClientMetric metric;
@@ -81,8 +83,8 @@ MetricFamily service_time_histogram(const ServiceTimes& times) {
   metric.histogram.sample_count = cumulative;
   metric.histogram.sample_sum = static_cast<double>(times.sum_ns) / 1e9;
   return family("fib_server_request_duration_seconds",
-                "Service time of each reply sent: from the last byte of its request received to the reply handed "
-                "to the kernel",
+                "Service time of each reply sent: from the receive that brought the last byte of its request to "
+                "the reply handed to the kernel",
                 MetricType::Histogram, {metric});
 }
 
@@ -157,19 +159,22 @@ class ServerCollector : public prometheus::Collectable {
 MetricsEndpoint::MetricsEndpoint(const HostPort& where, Server& server)
     : collector_(std::make_shared<ServerCollector>(server)) {
   const std::string name = format_host_port(where.host, where.port);
-  std::string ip;  // empty: every IPv4 interface
+  // Debian 12's civetweb, which serves the metrics, has no IPv6.
+  if (where.host.find(':') != std::string::npos)
+    throw std::runtime_error(
+        fmt::format("--metrics: {} is not an IPv4 address: Debian 12's civetweb, which serves "
+                    "the metrics, has no IPv6",
+                    name));
   Endpoint bound;
   try {
     // Listening here first gives the reason a port cannot be had, and the
     // IPv4 address a host name stands for, in the main address's words.
-    listen_tcp(where, &bound);  // closed at once: the exposer binds it again
+    listen_tcp(where, &bound, AF_INET);  // closed at once: the exposer binds it again
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("--metrics: {}", e.what()));
   }
+  std::string ip;  // empty: every IPv4 interface
   if (!where.host.empty()) {
-    if (bound.storage.ss_family != AF_INET)
-      throw std::runtime_error(fmt::format(
-          "--metrics: {} is not an IPv4 address: Debian 12's civetweb, which serves the metrics, has no IPv6", name));
     const std::string bound_name = bound.to_string();
     ip = bound_name.substr(0, bound_name.rfind(':'));
   }
@@ -197,11 +202,18 @@ MetricsEndpoint::MetricsEndpoint(const HostPort& where, Server& server)
 // connections of our own, until the stop has ended, wake it at once.
 MetricsEndpoint::~MetricsEndpoint() {
   std::atomic<bool> stopped{false};
-  std::thread stopping([&] {
+  std::thread stopping;
+  try {
+    stopping = std::thread([&] {
+      exposer_.reset();
+      stopped.store(true);
+    });
+  } catch (const std::exception&) {  // no thread to be had: stop the slow way
     exposer_.reset();
-    stopped.store(true);
-  });
-  for (int i = 0; i < kStopPokes && !stopped.load(); ++i) {
+    return;
+  }
+  const auto give_up = std::chrono::steady_clock::now() + kStopPokesFor;
+  while (!stopped.load() && std::chrono::steady_clock::now() < give_up) {
     try {
       connect_tcp(listening_, kStopPokeInterval);
     } catch (const std::exception&) {  // refused: the listener is closed already

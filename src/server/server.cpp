@@ -147,9 +147,7 @@ void Server::finish() {
 
 ServerStats Server::stats() {
   ServerStats totals;
-  totals.accepted = accepted_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < kRefusals; ++i) totals.refused[i] = refused_[i].load(std::memory_order_relaxed);
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   totals.open = live_.size();
   totals.ended = ended_;
   totals.replies = closed_replies_;
@@ -158,9 +156,14 @@ ServerStats Server::stats() {
   totals.threads_parked = parked_.size();
   totals.threads_busy = threads_.size() - parked_.size();
   if (loops_) {
-    totals.open += loops_->open();
     loops_->add_to(totals);
+    totals.open += loops_->open();
   }
+  lock.unlock();
+  // Read last, so that accepted is never less than the connections open,
+  // refused and ended: each was counted as accepted first.
+  for (std::size_t i = 0; i < kRefusals; ++i) totals.refused[i] = refused_[i].load(std::memory_order_acquire);
+  totals.accepted = accepted_.load(std::memory_order_acquire);
   return totals;
 }
 
@@ -238,7 +241,7 @@ void Server::accept_one(Fd fd, const Endpoint& peer) {
 
 // No thread for this client (out of threads or memory): say so and hang up.
 void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept {
-  refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_relaxed);
+  refused_[static_cast<std::size_t>(Refusal::no_thread)].fetch_add(1, std::memory_order_release);
   const std::uint64_t count = threads_failed_.fetch_add(1, std::memory_order_relaxed) + 1;
   try {  // logging allocates, and memory may be what ran out
     spdlog::warn("cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
@@ -249,7 +252,7 @@ void Server::turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexce
 
 // Over the connection limit: say so and hang up.
 void Server::refuse(Fd fd, const Endpoint& peer) noexcept {
-  refused_[static_cast<std::size_t>(Refusal::over_limit)].fetch_add(1, std::memory_order_relaxed);
+  refused_[static_cast<std::size_t>(Refusal::over_limit)].fetch_add(1, std::memory_order_release);
   char message[160];
   std::size_t length = 0;
   try {
@@ -297,7 +300,10 @@ ConnectionResult Server::serve_and_log(int fd, const Endpoint& peer, ConnectionC
   const std::string name = peer.to_string();
   spdlog::info("connection from {} opened", name);
   const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters});
-  log_closed(name, result);
+  try {
+    log_closed(name, result);
+  } catch (...) {  // out of memory for the line: the connection ended all the same
+  }
   return result;
 }
 

@@ -11,7 +11,7 @@ build=$(cd "${1:-build}" && pwd)
 say() { echo "package_check: $*"; }
 fail() { echo "package_check: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { say "not root: cannot install a package, skipped"; exit 77; }
-if dpkg-query -W -f='${Status}' fib-server 2>/dev/null | grep -q "installed"; then
+if [ "$(dpkg-query -W -f='${db:Status-Status}' fib-server 2>/dev/null)" = installed ]; then
   say "a fib-server package is installed already; not touching it, skipped"
   exit 77
 fi
@@ -21,7 +21,9 @@ done
 
 out=$(mktemp -d)
 installed=0
+server=
 cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
   if [ "$installed" = 1 ]; then apt-get purge -y -qq fib-server >/dev/null 2>&1 || true; fi
   rm -rf "$out"
 }
@@ -66,10 +68,11 @@ log="$out/server.log"
 server=$!
 for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
 port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
-[ -n "$port" ] || { kill "$server"; fail "the installed fib_server did not start: $(cat "$log")"; }
-/usr/bin/fib_perf "127.0.0.1:$port" -n 10 --requests 100 >/dev/null || { kill "$server"; fail "fib_perf against it failed"; }
+[ -n "$port" ] || fail "the installed fib_server did not start: $(cat "$log")"
+/usr/bin/fib_perf "127.0.0.1:$port" -n 10 --requests 100 >/dev/null || fail "fib_perf against it failed"
 kill -TERM "$server"
 wait "$server" || fail "the installed fib_server did not stop cleanly"
+server=
 say "installed: $(/usr/bin/fib_server --version), $(/usr/bin/fib_perf --version), $page"
 
 # Removed (and purged), nothing of it is left.

@@ -38,15 +38,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(what, probe):
-    """Calls probe() until it returns something true; fails after DEADLINE_S."""
+class Failed(Exception):
+    pass
+
+
+def wait_for(what, probe, alive):
+    """Calls probe() until it returns something true; gives up after
+    DEADLINE_S, or as soon as alive() says a process it needs has exited."""
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         result = probe()
         if result:
             return result
+        if not alive():
+            raise Failed(f"waiting for {what}: a process exited")
         time.sleep(0.2)
-    fail(f"timed out waiting for {what}")
+    raise Failed(f"timed out waiting for {what}")
 
 
 def fib_perf(binary, port, *args):
@@ -114,6 +121,8 @@ def main():
     server = subprocess.Popen([server_bin, "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-level", "warn"],
                               stderr=server_log)
     prometheus = None
+    alive = lambda: server.poll() is None and (prometheus is None or prometheus.process.poll() is None)
+    passed = False
     try:
         def started():
             server_log.seek(0)
@@ -121,7 +130,7 @@ def main():
             metrics = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", text)
             listening = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
             return (int(listening.group(1)), int(metrics.group(1))) if metrics and listening else None
-        port, metrics_port = wait_for("fib_server to listen", started)
+        port, metrics_port = wait_for("fib_server to listen", started, alive)
 
         # The example's configuration, scraping this server every second.
         rules = work / "fib_server.rules.yml"
@@ -131,20 +140,20 @@ def main():
                         .replace("evaluation_interval: 15s", "evaluation_interval: 1s") \
                         .replace("127.0.0.1:9464", f"127.0.0.1:{metrics_port}")
         if "scrape_interval: 1s" not in config or f"127.0.0.1:{metrics_port}" not in config:
-            fail("deploy/prometheus/prometheus.yml no longer has the scrape interval or target this test rewrites")
+            raise Failed("deploy/prometheus/prometheus.yml no longer has the scrape interval or target this test rewrites")
         (work / "prometheus.yml").write_text(config)
         prometheus = Prometheus(prometheus_bin, work / "prometheus.yml", work / "data", free_port())
-        wait_for("Prometheus to scrape fib_server", lambda: prometheus.value('up{job="fib_server"}') == 1)
+        wait_for("Prometheus to scrape fib_server", lambda: prometheus.value('up{job="fib_server"}') == 1, alive)
 
         # The load: answers, then error lines of every kind.
         answered = fib_perf(perf_bin, port, "-n", "20", "-c", "3", "--requests", "3000")
         too_large = fib_perf(perf_bin, port, "-n", "46", "-c", "2", "--requests", "200")
         replies = raw_client(port, ["abc", "-7", "12"])
         if answered["errors"] != 0 or too_large["error_replies"] != too_large["errors"]:
-            fail(f"fib_perf's runs went wrong: {answered} {too_large}")
+            raise Failed(f"fib_perf's runs went wrong: {answered} {too_large}")
         if len(replies) != 3 or not replies[0].startswith("error: ") or not replies[1].startswith("error: ") \
                 or replies[2] != "144":
-            fail(f"raw client got {replies}")
+            raise Failed(f"raw client got {replies}")
         expected = {
             "fib_server_answers_total": answered["requests"] + 1,
             'fib_server_error_lines_total{kind="too_large"}': too_large["error_replies"],
@@ -159,15 +168,11 @@ def main():
         def scraped():
             values = {query: prometheus.value(query) for query in expected}
             return values if values == expected else None
-        deadline = time.monotonic() + DEADLINE_S
-        values = None
-        while values is None and time.monotonic() < deadline:
-            values = scraped()
-            if values is None:
-                time.sleep(0.2)
-        if values is None:
+        try:
+            values = wait_for("Prometheus to hold the counts", scraped, alive)
+        except Failed:
             got = {query: prometheus.value(query) for query in expected}
-            fail(f"Prometheus holds {got}, expected {expected}")
+            raise Failed(f"Prometheus holds {got}, expected {expected}")
         for query, value in values.items():
             print(f"query {query} -> {value:g}")
 
@@ -179,22 +184,35 @@ def main():
             loaded = {rule["name"]: rule for group in data["groups"] for rule in group["rules"]}
             ready = all(rule.get("health") == "ok" for rule in loaded.values()) and loaded
             return loaded if ready else None
-        loaded = wait_for("the alerting rules to be evaluated", rules_ok)
+        loaded = wait_for("the alerting rules to be evaluated", rules_ok, alive)
         for name in ("FibServerDown", "FibServerErrorLines", "FibServerRefusingConnections"):
             if name not in loaded:
-                fail(f"rule {name} is not loaded: {sorted(loaded)}")
+                raise Failed(f"rule {name} is not loaded: {sorted(loaded)}")
         print(f"rules loaded and healthy: {', '.join(sorted(loaded))}")
-        print("prometheus_check: OK")
+        passed = True
+    except Failed as failure:
+        print(f"prometheus_check: {failure}", file=sys.stderr)
     finally:
         if prometheus:
             prometheus.stop()
         server.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=20)
+            status = server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+            status = "killed after 20 s"
+        if status != 0:
+            print(f"prometheus_check: fib_server exited with {status}", file=sys.stderr)
+            passed = False
+        if not passed:
+            for log in ("fib_server.log", "prometheus.log"):
+                if (work / log).exists():
+                    print(f"--- {log}\n{(work / log).read_text(errors='replace')[-4000:]}", file=sys.stderr)
         server_log.close()
         shutil.rmtree(work, ignore_errors=True)
+    if not passed:
+        sys.exit(1)
+    print("prometheus_check: OK")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ struct ReplyCounts {
   ReplyCounts& operator+=(const ReplyCounts& other);
 };
 
-// A request's service time: from its last byte received to its reply handed
-// to the kernel. Counted in fixed buckets from 10 us to 10 s, 1-2.5-5 a
+// A request's service time: from the receive that brought its last byte to
+// its reply handed to the kernel (time spent queued in the kernel before
+// that receive is not seen). Counted in fixed buckets from 10 us to 10 s, 1-2.5-5 a
 // decade, as a Prometheus histogram has them.
 inline constexpr std::array<std::chrono::nanoseconds, 19> kServiceTimeBounds{
     std::chrono::microseconds{10},  std::chrono::microseconds{25},   std::chrono::microseconds{50},

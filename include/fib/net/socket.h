@@ -51,10 +51,11 @@ struct Endpoint {
 // Binds and listens on the first address `where` resolves to that this host
 // has.
 // ":port" listens on every interface (IPv6 and IPv4 where the host has IPv6);
-// "localhost" is loopback. Throws std::system_error: "cannot listen on
+// "localhost" is loopback. `family` (AF_INET, AF_INET6) keeps to the
+// addresses of that family. Throws std::system_error: "cannot listen on
 // 127.0.0.1:25000: bind: Address already in use", or std::runtime_error when
 // the host name does not resolve.
-Fd listen_tcp(const HostPort& where, Endpoint* bound);
+Fd listen_tcp(const HostPort& where, Endpoint* bound, int family = AF_UNSPEC);
 
 // Connects to the first address `where` resolves to that answers (an empty
 // host is loopback), within `timeout` (0: as long as the kernel tries), and

@@ -23,9 +23,9 @@ class MetricsEndpoint {
   // Listens on `where`, an IPv4 address or a host name with one ("localhost"),
   // or every IPv4 interface for an empty host (Debian 12's civetweb, under
   // the exposer, has no IPv6), and serves `server`'s statistics until
-  // destroyed, from threads of its own. Throws std::system_error or
-  // std::runtime_error saying why when it cannot: "cannot serve metrics on
-  // 127.0.0.1:9464: bind: Address already in use".
+  // destroyed, from threads of its own. Throws std::runtime_error saying why
+  // when it cannot: "--metrics: cannot listen on 127.0.0.1:9464: bind:
+  // Address already in use".
   MetricsEndpoint(const HostPort& where, Server& server);
   ~MetricsEndpoint();
   MetricsEndpoint(const MetricsEndpoint&) = delete;
