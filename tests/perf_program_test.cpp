@@ -1,5 +1,6 @@
 // Covers the fib_perf program as users run it: its JSON summary and each
 // exit status, against the real fib_server on port 0.
+#include <optional>
 #include <regex>
 #include <string>
 
@@ -60,12 +61,22 @@ TEST(PerfProgram, TheHeaderNamesEveryLimitInForce) {
       << perf.out();
 }
 
+// A run whose rate was held exits 0. On a busy shared machine a pause of
+// the client can make a run miss its rate (exit 3, "rate_held":false, as
+// fib_perf says); the test then tries again, a few times at most.
 TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
   RunningServer server;
-  ChildProcess perf(FIB_PERF_BIN,
-                    {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
-  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
-  const std::string out = perf.out();
+  std::string out;
+  std::optional<int> status;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ChildProcess perf(FIB_PERF_BIN,
+                      {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
+    status = perf.wait_exit(30s);
+    out = perf.out();
+    if (status != 3) break;
+    EXPECT_NE(out.find("\"rate_held\":false,"), std::string::npos) << "exit 3 without rate_held false: " << out;
+  }
+  ASSERT_EQ(status, 0) << out;
   for (const char* key : {"\"rate\":400,", "\"pipeline\":4,", "\"rate_held\":true,",
                           "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":", "\"sent\":", "\"errors\":0,"})
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
