@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -53,6 +54,66 @@ class Driver {
   int waiting_asked_ = 0;
   std::size_t consumed_ = 0;
 };
+
+TEST(Session, SentReturnsTheRepliesItSentByKind) {
+  Driver d;
+  EXPECT_EQ(d.receive("5\nabc\n-3\n99\n\n8\n"), Next::receive);
+  EXPECT_FALSE(d.session().output().empty());
+  const ReplyCounts sent = d.session().sent();
+  EXPECT_EQ(sent.answers, 2u);
+  EXPECT_EQ(sent.errors[static_cast<std::size_t>(ErrorKind::not_a_number)], 1u);
+  EXPECT_EQ(sent.errors[static_cast<std::size_t>(ErrorKind::negative)], 1u);
+  EXPECT_EQ(sent.errors[static_cast<std::size_t>(ErrorKind::too_large)], 1u);
+  EXPECT_EQ(sent.errors[static_cast<std::size_t>(ErrorKind::line_too_long)], 0u);
+  EXPECT_EQ(sent.replies(), 5u);  // the blank line got none
+  EXPECT_EQ(d.session().requests(), 5u);
+  EXPECT_EQ(d.session().errors(), 3u);
+  // What was counted once is not counted again.
+  EXPECT_EQ(d.session().sent().replies(), 0u);
+  const std::string long_line(LineFramer::kMaxLineBytes + 10, '7');
+  Next next = Next::receive;
+  for (std::size_t at = 0; at < long_line.size() && next == Next::receive; at += d.consumed())
+    next = d.receive(std::string_view(long_line).substr(at, 400), true);
+  EXPECT_EQ(next, Next::close_gracefully);
+  EXPECT_EQ(d.session().sent().errors[static_cast<std::size_t>(ErrorKind::line_too_long)], 1u);
+}
+
+TEST(ReplyCounts, AddUpByKind) {
+  ReplyCounts total;
+  ReplyCounts some;
+  some.answers = 3;
+  some.count(ErrorKind::too_large);
+  some.count(ErrorKind::too_large);
+  total += some;
+  total += some;
+  EXPECT_EQ(total.answers, 6u);
+  EXPECT_EQ(total.errors[static_cast<std::size_t>(ErrorKind::too_large)], 4u);
+  EXPECT_EQ(total.error_lines(), 4u);
+  EXPECT_EQ(total.replies(), 10u);
+  EXPECT_EQ(to_string(ErrorKind::not_a_number), "not_a_number");
+  EXPECT_EQ(to_string(ErrorKind::line_too_long), "line_too_long");
+}
+
+// A time on a bound belongs to that bound's bucket ("le", as Prometheus has it).
+TEST(ServiceTimes, BucketsAreUpperBoundsInclusive) {
+  using std::chrono::microseconds;
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(service_time_bucket(nanoseconds{0}), 0u);
+  EXPECT_EQ(service_time_bucket(microseconds{10}), 0u);
+  EXPECT_EQ(service_time_bucket(microseconds{10} + nanoseconds{1}), 1u);
+  EXPECT_EQ(service_time_bucket(microseconds{2500}), 7u);
+  EXPECT_EQ(service_time_bucket(std::chrono::seconds{10}), kServiceTimeBounds.size() - 1);
+  EXPECT_EQ(service_time_bucket(std::chrono::seconds{11}), kServiceTimeBounds.size());
+  EXPECT_EQ(kServiceTimeBuckets, 20u);
+  ServiceTimes times;
+  times.buckets[0] = 2;
+  times.buckets[19] = 1;
+  times.sum_ns = 5;
+  ServiceTimes more = times;
+  more += times;
+  EXPECT_EQ(more.count(), 6u);
+  EXPECT_EQ(more.sum_ns, 10u);
+}
 
 TEST(Session, PipelinedLinesAreAnsweredInOrder) {
   Driver d;
