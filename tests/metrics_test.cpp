@@ -23,6 +23,12 @@ namespace {
 
 using Samples = std::map<std::string, double>;  // "name{labels}" -> value
 
+// True when `samples` has `name` with that value.
+bool holds(const Samples& samples, const std::string& name, double value) {
+  const auto found = samples.find(name);
+  return found != samples.end() && found->second == value;
+}
+
 // fib_server with --metrics on a free port, and its metrics endpoint.
 class MetricsServer {
  public:
@@ -117,9 +123,8 @@ TEST_P(MetricsTest, CountsWhatClientsWereAnswered) {
     EXPECT_TRUE(client.read_eof());
   }
   const Samples samples = server.scrape_until([](const Samples& s) {
-    return s.count(R"(fib_server_connections_ended_total{reason="line_too_long"})") > 0 &&
-           s.at(R"(fib_server_connections_ended_total{reason="line_too_long"})") == 1 &&
-           s.at(R"(fib_server_connections_ended_total{reason="closed"})") == 1;
+    return holds(s, R"(fib_server_connections_ended_total{reason="line_too_long"})", 1) &&
+           holds(s, R"(fib_server_connections_ended_total{reason="closed"})", 1);
   });
   EXPECT_EQ(samples.at("fib_server_answers_total"), 3);
   EXPECT_EQ(samples.at(R"(fib_server_error_lines_total{kind="not_a_number"})"), 1);
@@ -152,10 +157,8 @@ TEST_P(MetricsTest, ServiceTimeIncludesTheComputation) {
   Client client(server.port());
   client.send("35\n");  // recursive: about 10 ms of work, more under sanitizers
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(35)));
-  const Samples samples = server.scrape_until([](const Samples& s) {
-    return s.count("fib_server_request_duration_seconds_count") > 0 &&
-           s.at("fib_server_request_duration_seconds_count") == 1;
-  });
+  const Samples samples =
+      server.scrape_until([](const Samples& s) { return holds(s, "fib_server_request_duration_seconds_count", 1); });
   EXPECT_EQ(samples.at("fib_server_request_duration_seconds_count"), 1);
   EXPECT_EQ(samples.at(R"(fib_server_request_duration_seconds_bucket{le="0.001"})"), 0);
   EXPECT_GT(samples.at("fib_server_request_duration_seconds_sum"), 0.001);
@@ -171,10 +174,8 @@ TEST_P(ConcurrentMetricsTest, RefusedConnectionsAreCountedByReason) {
   const std::optional<std::string> line = refused.read_line();
   ASSERT_TRUE(line.has_value());
   EXPECT_EQ(line->rfind("error: server busy", 0), 0u) << *line;
-  const Samples samples = server.scrape_until([](const Samples& s) {
-    return s.count(R"(fib_server_connections_refused_total{reason="over_limit"})") > 0 &&
-           s.at(R"(fib_server_connections_refused_total{reason="over_limit"})") == 1;
-  });
+  const Samples samples = server.scrape_until(
+      [](const Samples& s) { return holds(s, R"(fib_server_connections_refused_total{reason="over_limit"})", 1); });
   EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="over_limit"})"), 1);
   EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="no_thread"})"), 0);
   EXPECT_EQ(samples.at("fib_server_connections_accepted_total"), 2);
@@ -191,7 +192,7 @@ TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
   EXPECT_EQ(server.scrape().at(busy), 0);
   Client client(server.port());
   client.send("42\n");  // a few hundred milliseconds of work
-  const Samples samples = server.scrape_until([&](const Samples& s) { return s.count(busy) > 0 && s.at(busy) == 1; });
+  const Samples samples = server.scrape_until([&](const Samples& s) { return holds(s, busy, 1); });
   EXPECT_EQ(samples.at(busy), 1);
   EXPECT_EQ(client.read_line(30s), std::to_string(fib_iterative(42)));
   if (mode() == Mode::coroutine) {

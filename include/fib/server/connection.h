@@ -79,15 +79,14 @@ struct ConnectionResult {
     stopped,        // the server is stopping: what was read was answered (or given up
                     // past the shutdown timeout), then the stopping line, then closed
   };
-  static constexpr std::size_t kEnds = 6;
   End end = End::closed;
   int error = 0;               // errno, for End::failed
   std::uint64_t requests = 0;  // replies sent, error lines included (not the last line of idle or stopped)
   std::uint64_t errors = 0;    // error lines sent, the same way
 };
 
-// The ways a connection ends, ConnectionResult::End's values.
-inline constexpr std::size_t kConnectionEnds = ConnectionResult::kEnds;
+// The ways a connection ends: ConnectionResult::End's values, 0 to 5.
+inline constexpr std::size_t kConnectionEnds = static_cast<std::size_t>(ConnectionResult::End::stopped) + 1;
 std::string_view to_string(ConnectionResult::End end);
 
 struct ConnectionPolicy {
