@@ -5,7 +5,9 @@
 
 #include <cerrno>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <string>
 #include <thread>
@@ -212,6 +214,47 @@ TEST_P(HardeningTest, ClientThatStopsReadingIsClosedAfterOneIdleTimeoutNotTwo) {
   EXPECT_GT(took, 900ms);
   EXPECT_LT(took, 1600ms) << "closed " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                           << " ms after the server's last send went through";
+}
+
+// A client that pipelines and never reads fills its send buffer and then
+// the server's: the server's next send must wait without holding up anyone
+// else (in coroutine mode, the other connections of the same event loop and
+// its sweeper) and end the connection after the idle timeout, whatever
+// connection was served before it.
+TEST_P(HardeningTest, ClientThatStopsReadingNeverHoldsUpAnotherOnItsLoop) {
+  RunningServer running(in_mode({.algorithm = Algorithm::iterative, .idle_timeout = 1s, .threads = 1}));
+  {
+    Client before(running.port());
+    before.send("5\n");
+    EXPECT_EQ(before.read_line(), "5");
+  }
+  Client stuck(running.port());
+  Client other(running.port());
+  std::string requests;
+  for (int i = 0; i < 4096; ++i) requests += "1\n";
+  const auto start = std::chrono::steady_clock::now();
+  auto next_probe = start;
+  std::chrono::steady_clock::duration slowest{};
+  int unanswered = 0;
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < start + 10s) {
+    const ssize_t n = ::send(stuck.fd(), requests.data(), requests.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    closed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;  // the server hung up
+    if (std::chrono::steady_clock::now() >= next_probe) {
+      const auto asked = std::chrono::steady_clock::now();
+      other.send("10\n");
+      if (other.read_line(2s) != "55") ++unanswered;
+      slowest = std::max(slowest, std::chrono::steady_clock::now() - asked);
+      next_probe = std::chrono::steady_clock::now() + 100ms;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(closed) << "still connected after 10 s with a 1 s idle timeout";
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(unanswered, 0);
+  EXPECT_LT(slowest, 500ms) << "another client waited "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count() << " ms";
 }
 
 TEST_P(HardeningTest, SlowReaderGetsEveryAnswerWhole) {

@@ -239,6 +239,12 @@ awaitable<void> EventLoops::accept(EventLoop& loop) {
       continue;  // a client gone before we took it: the next one is fine
     }
     backoff = std::chrono::milliseconds{0};
+    // Non-blocking for Asio too, not only underneath: a synchronous
+    // write_some into a full send buffer then says would_block instead of
+    // waiting in poll(), which would hold up every connection of the loop
+    // and the sweeper that cuts off a client that stopped reading.
+    asio::error_code blocking;
+    socket.non_blocking(true, blocking);
     server_.accepted_.fetch_add(1, std::memory_order_relaxed);
     if (open_.fetch_add(1, std::memory_order_relaxed) >= server_.max_connections_) {
       open_.fetch_sub(1, std::memory_order_relaxed);
