@@ -2,9 +2,14 @@
 #pragma once
 
 #include <cctype>
+#include <charconv>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "fib/core/address.h"
@@ -22,6 +27,35 @@ inline const CLI::Validator kHostPort(
       }
     },
     "HOST:PORT");
+
+// A number written the plain decimal way: digits with an optional sign,
+// fraction and exponent ("2", "0.5", "1e3"). NaN, infinities and hexadecimal
+// floats ("0x1p1") are not numbers here, whatever strtod makes of them.
+inline std::optional<double> parse_decimal(std::string_view text) {
+  if (text.empty() || text.find_first_not_of("0123456789.eE+-") != std::string_view::npos) return std::nullopt;
+  if (text.front() == '+') text.remove_prefix(1);
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (end != text.data() + text.size()) return std::nullopt;
+  if (error == std::errc::result_out_of_range) return std::numeric_limits<double>::max();  // out of any range
+  if (error != std::errc()) return std::nullopt;
+  return value;
+}
+
+// A floating-point option: a plain decimal number from `low` to `high` (or
+// 0, which turns the feature off, when `zero_is_off`), else a message that
+// says what is accepted.
+inline CLI::Validator decimal_between(double low, double high, std::string_view unit, bool zero_is_off = false) {
+  const std::string accepted = zero_is_off ? fmt::format("0 (off) or from {} to {} {}", low, high, unit)
+                                           : fmt::format("from {} to {} {}", low, high, unit);
+  return {[=](const std::string& text) {
+            const std::optional<double> value = parse_decimal(text);
+            if (!value) return fmt::format("{} is not a decimal number; give {}", text, accepted);
+            if ((zero_is_off && *value == 0) || (*value >= low && *value <= high)) return std::string();
+            return fmt::format("{} is out of range; give {}", text, accepted);
+          },
+          unit == "seconds" ? "SECONDS" : "NUMBER"};
+}
 
 // Parses argv; returns the exit status to leave with (0 after --help or
 // --version, 2 for bad usage), or -1 to carry on. An unknown option is

@@ -44,22 +44,22 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
       ->capture_default_str()
       ->check(CLI::Range(0u, fib::kMaxIndex));
   app.add_option("-d,--duration", duration, "seconds to measure (fractions allowed), after the warm-up")
-      ->check(CLI::Range(0.001, 1e7));
+      ->check(fib::cli::decimal_between(0.001, 1e7, "seconds"));
   app.add_option("--requests", requests, "stop after this many measured requests are answered")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}));
   app.add_option("--rate", rate,
                  "open loop: requests per second in total, spread evenly over the connections and over time; "
                  "latency counts from each request's scheduled time")
-      ->check(CLI::Range(0.01, 1e8));
+      ->check(fib::cli::decimal_between(0.01, 1e8, "requests per second"));
   app.add_option("--pipeline", config.pipeline, "requests in flight per connection")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));
   app.add_option("--warmup", warmup, "seconds of load applied but not counted")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(fib::cli::decimal_between(0, 86400, "seconds"));
   app.add_option("--timeout", timeout, "seconds; a request unanswered this long counts as an error")
       ->capture_default_str()
-      ->check(CLI::Range(0.001, 86400.0));
+      ->check(fib::cli::decimal_between(0.001, 86400, "seconds"));
   app.add_flag("--json", json, "print the summary as one JSON object on stdout; live lines go to stderr");
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
 

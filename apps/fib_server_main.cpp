@@ -54,19 +54,7 @@ bool use_small_thread_stacks() {
 
 // Seconds, kept to the millisecond: 0 turns the feature off, anything else
 // must be at least a millisecond (and at most a day).
-const CLI::Validator kOffOrMilliseconds(
-    [](const std::string& text) {
-      double seconds = -1;
-      try {
-        std::size_t used = 0;
-        seconds = std::stod(text, &used);
-        if (used != text.size()) seconds = -1;
-      } catch (const std::exception&) {
-      }
-      if (seconds == 0 || (seconds >= 0.001 && seconds <= 86400)) return std::string();
-      return std::string("must be 0 (off) or from 0.001 to 86400 seconds");
-    },
-    "SECONDS");
+const CLI::Validator kOffOrMilliseconds = fib::cli::decimal_between(0.001, 86400, "seconds", true);
 
 // Reads the command line into `config` and `log_level`; returns the exit
 // status to leave with (0 after --help or --version, 2 for bad usage), or -1
@@ -129,7 +117,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "
                  "answered yet are given up")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(fib::cli::decimal_between(0, 86400, "seconds"));
   app.add_option("--max-connections", config.max_connections,
                  "connections served at once; a client over the limit gets an error line and is closed (default: "
                  "the descriptor limit less 16)")
@@ -190,21 +178,25 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
 
   // A peer that has gone away must not kill the process; sends also pass MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGUSR2 means nothing here: one sent by mistake must not end the server
+  // (SIGQUIT keeps its default, an exit at once with a core dump, as the
+  // way out when a stop is not wanted).
+  std::signal(SIGUSR2, SIG_IGN);
 
   try {
     spdlog::info("descriptor limit {}", fib::raise_descriptor_limit());
     if (!small_stacks)
       spdlog::warn("threads keep the default stack size: setting {} KiB failed", kThreadStackBytes / 1024);
     fib::Server server(config);
-    // Blocks SIGINT and SIGTERM before run() starts any thread or logs
+    // Blocks SIGINT, SIGTERM and SIGHUP before run() starts any thread or logs
     // "listening on".
     fib::StopSignals signals([&server](int signal) {
-      server.stop();
       spdlog::info(
           "{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",
           strsignal(signal));
+      server.stop();
     });
-    // Its threads start with SIGINT and SIGTERM blocked; it stops serving
+    // Its threads start with every signal blocked; it stops serving
     // once the server has stopped.
     std::optional<fib::MetricsEndpoint> metrics;
     if (metrics_address) {

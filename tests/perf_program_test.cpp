@@ -3,6 +3,8 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -141,6 +143,23 @@ TEST(PerfProgram, BadUsageExitsTwo) {
                                                                                     {"nocolon"}}) {
     ChildProcess perf(FIB_PERF_BIN, args);
     EXPECT_EQ(perf.wait_exit(5s), 2) << args[0];
+  }
+}
+
+// Every floating-point option takes plain decimal numbers only, and says
+// what it accepts.
+TEST(PerfProgram, FloatingPointOptionsRefuseWhatIsNotADecimalNumber) {
+  const std::vector<std::pair<std::string, std::string>> options = {
+      {"--duration", "give from 0.001 to 10000000 seconds"},
+      {"--rate", "give from 0.01 to 100000000 requests per second"},
+      {"--warmup", "give from 0 to 86400 seconds"},
+      {"--timeout", "give from 0.001 to 86400 seconds"}};
+  for (const auto& [option, accepted] : options) {
+    for (const char* value : {"NaN", "inf", "-inf", "0x1p1", "1e999", "abc"}) {
+      ChildProcess perf(FIB_PERF_BIN, {option + "=" + value});  // "=": -inf is no option
+      EXPECT_EQ(perf.wait_exit(5s), 2) << option << " " << value;
+      EXPECT_NE(perf.err().find(accepted), std::string::npos) << option << " " << value << ": " << perf.err();
+    }
   }
 }
 

@@ -1,12 +1,15 @@
 // Covers the fib_server program as users run it: a real process, real
 // signals, its exit status and what it logs.
 #include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -116,9 +119,79 @@ TEST(Program, TimeoutsBelowAMillisecondAreRefused) {
   for (const char* option : {"--idle-timeout", "--stats-interval"}) {
     ChildProcess server(FIB_SERVER_BIN, {option, "0.0001"});
     EXPECT_EQ(server.wait_exit(5s), 2) << option;
-    EXPECT_NE(server.err().find("must be 0 (off) or from 0.001 to 86400 seconds"), std::string::npos) << server.err();
+    EXPECT_NE(server.err().find("0.0001 is out of range; give 0 (off) or from 0.001 to 86400 seconds"),
+              std::string::npos)
+        << server.err();
   }
 }
+
+// Every floating-point option takes plain decimal numbers only: NaN, the
+// infinities, hexadecimal floats and numbers beyond a double are refused
+// with exit status 2 and what the option accepts (a NaN --shutdown-timeout
+// used to be taken, and made a stop give up at once).
+TEST(Program, FloatingPointOptionsRefuseWhatIsNotADecimalNumber) {
+  const std::vector<std::pair<std::string, std::string>> options = {
+      {"--shutdown-timeout", "give from 0 to 86400 seconds"},
+      {"--idle-timeout", "give 0 (off) or from 0.001 to 86400 seconds"},
+      {"--stats-interval", "give 0 (off) or from 0.001 to 86400 seconds"}};
+  for (const auto& [option, accepted] : options) {
+    for (const char* value : {"NaN", "nan", "inf", "-inf", "infinity", "0x1p1", "1e999", "1,5", "2s"}) {
+      ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", option + "=" + value});  // "=": -inf is no option
+      EXPECT_EQ(server.wait_exit(5s), 2) << option << " " << value;
+      EXPECT_NE(server.err().find(accepted), std::string::npos) << option << " " << value << ": " << server.err();
+    }
+  }
+  ServerProcess server({"127.0.0.1:0", "--shutdown-timeout", "1e1", "--idle-timeout", ".5", "--stats-interval", "+2"});
+  Client client(server.wait_for_port());
+  client.send("10\n");
+  EXPECT_EQ(client.read_line(), "55");
+}
+
+// SIGHUP (a closed terminal, an ssh session ending) stops the server the way
+// SIGTERM does; SIGUSR1 and SIGUSR2 from outside do nothing; SIGQUIT exits at
+// once, the way out when a graceful stop is not wanted. In every mode.
+class SignalTest : public ModeTest {};
+
+TEST_P(SignalTest, HangupStopsGracefully) {
+  ServerProcess server(args({"127.0.0.1:0"}));
+  Client client(server.wait_for_port());
+  client.send("32\n");
+  std::this_thread::sleep_for(20ms);
+  server.signal(SIGHUP);
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(32)));
+  EXPECT_TRUE(client.read_stopping_then_eof());
+  EXPECT_EQ(server.wait_exit(10s), 0);
+  EXPECT_NE(server.log().find("Hangup received: answering what was read"), std::string::npos) << server.log();
+}
+
+TEST_P(SignalTest, UserSignalsFromOutsideDoNothing) {
+  ServerProcess server(args({"127.0.0.1:0"}));
+  Client client(server.wait_for_port());
+  for (const int signal : {SIGUSR1, SIGUSR2}) {
+    server.signal(signal);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(server.wait_exit(0ms), std::nullopt) << strsignal(signal);
+    client.send("10\n");
+    EXPECT_EQ(client.read_line(), "55") << strsignal(signal);
+  }
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(10s), 0);
+}
+
+TEST_P(SignalTest, QuitExitsAtOnce) {
+  // No core file from the child: it inherits this limit.
+  rlimit no_core{0, 0};
+  ASSERT_EQ(::setrlimit(RLIMIT_CORE, &no_core), 0);
+  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
+  Client client(server.wait_for_port());
+  client.send("45\n");  // a second or more of work a stop would wait for
+  std::this_thread::sleep_for(50ms);
+  server.signal(SIGQUIT);
+  EXPECT_EQ(server.wait_exit(500ms), 128 + SIGQUIT);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SignalTest, ::testing::Values(Mode::thread, Mode::coroutine, Mode::sequential),
+                         mode_name);
 
 // --threads and --workers belong to the coroutine mode: elsewhere they are
 // refused, not ignored; there, the log says what runs.

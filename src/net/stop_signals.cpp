@@ -18,9 +18,10 @@ StopSignals::StopSignals(std::function<void(int)> on_stop) : on_stop_(std::move(
   sigemptyset(&set_);
   sigaddset(&set_, SIGINT);
   sigaddset(&set_, SIGTERM);
+  sigaddset(&set_, SIGHUP);  // the terminal or ssh session went away
   if (const int rc = pthread_sigmask(SIG_BLOCK, &set_, nullptr); rc != 0)
     throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
-  // Non-blocking: once the first signal has unblocked SIGINT and SIGTERM in the
+  // Non-blocking: once the first signal has unblocked the stop signals in the
   // watcher, a signal poll() saw pending may be taken by the handler before
   // the read, which must then not block.
   signals_ = Fd(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -58,7 +59,7 @@ void exit_at_once(int) {
 
 // From the first signal on, a second one must end the process even if
 // on_stop, or anything it waits for, never returns: give SIGINT and SIGTERM
-// a handler that exits, and let them through to this thread, the only one
+// a handler that exits (SIGHUP too), and let them through to this thread, the only one
 // that does not block them.
 void arm_second_signal(const sigset_t& set) {
   first_signal_at.store(monotonic_ns());
@@ -68,6 +69,7 @@ void arm_second_signal(const sigset_t& set) {
   action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 

@@ -1,4 +1,4 @@
-// SIGINT and SIGTERM, turned from asynchronous interrupts into an ordinary
+// SIGINT, SIGTERM and SIGHUP (the stop signals), turned from asynchronous interrupts into an ordinary
 // call on an ordinary thread, so that stopping can take locks and log.
 #pragma once
 
@@ -13,7 +13,7 @@ namespace fib {
 
 class StopSignals {
  public:
-  // Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+  // Blocks the stop signals in the calling thread, and so in every thread
   // it starts afterwards: construct this before starting other threads. The
   // first signal calls on_stop(signal number) on the watcher's thread. More
   // signals within 100 ms of the first are the same request (timeout(1)
@@ -29,8 +29,8 @@ class StopSignals {
   void watch();
 
   std::function<void(int)> on_stop_;
-  sigset_t set_;  // SIGINT and SIGTERM
-  Fd signals_;    // signalfd for SIGINT and SIGTERM
+  sigset_t set_;  // the stop signals
+  Fd signals_;    // signalfd for the stop signals
   Fd done_;       // eventfd: the destructor writes it to end watch()
   std::thread watcher_;
 };
