@@ -43,7 +43,7 @@ def cell(s, none="none answered"):
 
 
 def ratio(a, b):
-    if not a or not b:
+    if not a or not b or not a["median"] or not b["median"]:  # a CPU median of 0: below a clock tick
         return "n/a"
     return f"{a['median'] / b['median']:.2f}x"
 
