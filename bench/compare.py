@@ -76,6 +76,7 @@ SOURCES = {
 DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
 FIB30_REQUESTS = 20   # perf1-style: at most this many fib(30) requests per run
+FIB_PERF_TAIL = 2000  # bytes of fib_perf's stderr shown when it printed no summary
 
 # The servers: key, name in the tables, command (PORT is replaced).
 FIB_SERVER = [
@@ -345,8 +346,8 @@ def fib_perf(server, *args, background=False, sample=None):
     if background:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = server.cpu_seconds()
-    with tempfile.TemporaryFile("w+") as output:
-        run = subprocess.Popen(argv, stdout=output, stderr=subprocess.DEVNULL, text=True)
+    with tempfile.TemporaryFile("w+") as output, tempfile.TemporaryFile("w+b") as errors:
+        run = subprocess.Popen(argv, stdout=output, stderr=errors, text=True)
         while run.poll() is None:
             if sample:
                 sample()
@@ -354,10 +355,17 @@ def fib_perf(server, *args, background=False, sample=None):
         used = server.cpu_seconds() - before
         output.seek(0)
         text = output.read()
-    try:
-        summary = json.loads(text)
-    except json.JSONDecodeError:
-        raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode})")
+        try:
+            summary = json.loads(text)
+        except json.JSONDecodeError:
+            # The end of what fib_perf said on stderr (its header, and any
+            # error), so that a run that failed once can be understood.
+            size = errors.seek(0, os.SEEK_END)
+            errors.seek(max(0, size - FIB_PERF_TAIL))
+            said = errors.read().decode(errors="replace")
+            raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode}); "
+                               f"its stderr{' (the end)' if size > FIB_PERF_TAIL else ''}:\n"
+                               f"{said if said.strip() else '(nothing)'}") from None
     requests = summary["requests"]
     summary["server_cpu_us"] = used * 1e6 / requests if requests else None
     runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["error_replies"]))
