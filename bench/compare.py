@@ -3,8 +3,24 @@ what it needs first): fib_server in each mode against the other servers of
 the story (bench/peers/), all loaded by the same client, fib_perf, with the
 servers alternating round by round. Server CPU over each measured interval
 covers every thread and process of the server (the asyncio server's pool
-included): a cpuacct cgroup per server where the machine has one (as root),
-/proc/PID/stat otherwise. Writes results.json, results.md and sweep_*.png
+included), read from the first of these that works (CPU_SOURCE below):
+- a cgroup of the server's own (cpuacct.usage under cgroup v1, cpu.stat's
+  usage_usec under v2): the kernel's count for every process that was ever
+  in it, ended ones included. Needs root and a cgroup file system.
+- the CPU-time clock of each of the server's processes (clock_getcpuclockid(3)
+  and clock_gettime): nanoseconds, every thread the process has had
+  included, ended ones too; any user may read it, and it needs no /sys. A
+  process of the server that ends between two readings takes its time with
+  it (the asyncio pool's workers live as long as the server). Per-thread
+  /proc/PID/task/TID/schedstat counts the same nanoseconds but only for the
+  threads alive at the reading: the thread mode's connection threads end
+  with their connections, so their time would be lost.
+- /proc/PID/stat's utime + stime: the same count cut to clock ticks
+  (1/SC_CLK_TCK s, 10 ms), where the clocks cannot be read. A short run may
+  use less than a tick: results.json gives the source's resolution
+  (settings.cpu_resolution_us) and the check takes a 0 from a source this
+  coarse as below its resolution, says so, and does not fail for it.
+Writes results.json, results.md and sweep_*.png
 into OUT, and fails when a server answered wrongly or a figure is missing.
 A full run (no QUICK, no SECTIONS) writes to bench/results by default and
 replaces the README's copy of the tables; a quick or partial one writes to
@@ -15,7 +31,10 @@ Usage: python3 bench/compare.py            measure (environment below)
 Environment: BIN (build/bin), OUT (bench/results), QUICK=1 (short runs),
 ROUNDS, RUN_SECONDS, IDLE (open idle connections), SECTIONS (a comma-separated
 subset of table,sweep,floor,connections,demo,client), BASELINE (another
-fib_server binary, measured beside the thread mode as "baseline")."""
+fib_server binary, measured beside the thread mode as "baseline"),
+CPU_SOURCE (auto: as above; clock: no cgroup, the processes' CPU-time
+clocks; stat: no cgroup, /proc/PID/stat's clock ticks)."""
+import ctypes
 import datetime
 import json
 import os
@@ -45,9 +64,19 @@ SECTIONS = [name for name in os.environ.get("SECTIONS", ",".join(ALL_SECTIONS)).
 FULL = not QUICK and SECTIONS == ALL_SECTIONS
 OUT = os.path.abspath(os.environ.get("OUT", RESULTS if FULL else os.path.join(REPO, "build", "compare")))
 HZ = os.sysconf("SC_CLK_TCK")
+CPU_SOURCE = os.environ.get("CPU_SOURCE", "auto")
+CPU_SOURCES = ["auto", "clock", "stat"]
+# Where a server's CPU time was read: name in the results, resolution in us.
+SOURCES = {
+    "cgroup v1": ("cgroup cpuacct.usage", 0.001),
+    "cgroup v2": ("cgroup cpu.stat usage_usec", 1),
+    "clock": ("the processes' CPU-time clocks", 0.001),
+    "stat": ("/proc/PID/stat clock ticks", 1e6 / HZ),
+}
 DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
 FIB30_REQUESTS = 20   # perf1-style: at most this many fib(30) requests per run
+FIB_PERF_TAIL = 2000  # bytes of fib_perf's stderr shown when it printed no summary
 
 # The servers: key, name in the tables, command (PORT is replaced).
 FIB_SERVER = [
@@ -88,6 +117,27 @@ def proc_stat(pid):
         return None
 
 
+try:
+    _clock_getcpuclockid = ctypes.CDLL(None, use_errno=True).clock_getcpuclockid
+except (OSError, AttributeError):  # no C library with it: /proc/PID/stat only
+    _clock_getcpuclockid = None
+
+
+def process_cpu_ns(pid):
+    """The CPU time process pid has used so far, all its threads included
+    (ended ones too), in nanoseconds, from its CPU-time clock; None when the
+    process has ended or the clock cannot be read."""
+    if _clock_getcpuclockid is None:
+        return None
+    clock = ctypes.c_int()  # clockid_t
+    if _clock_getcpuclockid(pid, ctypes.byref(clock)):  # returns an error number
+        return None
+    try:
+        return time.clock_gettime_ns(clock.value)
+    except OSError:
+        return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,43 +145,50 @@ def free_port():
 
 
 def cpu_cgroup(name):
-    """A cgroup of its own for a server, and how to read the CPU its
-    processes have used (ended ones included), in seconds; or (None, None)
-    where the machine gives none (not root, or no cgroup file system)."""
+    """A cgroup of its own for a server, how to read the CPU its processes
+    have used (ended ones included), in seconds, and its key in SOURCES; or
+    (None, None, None) where the machine gives none (not root, or no cgroup
+    file system) or CPU_SOURCE asks for none."""
+    if CPU_SOURCE != "auto":
+        return None, None, None
     if os.path.exists("/sys/fs/cgroup/cpuacct/cpuacct.usage"):  # cgroup v1
-        path = f"/sys/fs/cgroup/cpuacct/{name}"
+        path, source = f"/sys/fs/cgroup/cpuacct/{name}", "cgroup v1"
 
         def used():
             with open(os.path.join(path, "cpuacct.usage")) as f:
                 return int(f.read()) / 1e9
     elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2
-        path = f"/sys/fs/cgroup/{name}"
+        path, source = f"/sys/fs/cgroup/{name}", "cgroup v2"
 
         def used():
             with open(os.path.join(path, "cpu.stat")) as f:
                 return next(int(line.split()[1]) for line in f if line.startswith("usage_usec ")) / 1e6
     else:
-        return None, None
+        return None, None, None
     try:
         os.makedirs(path, exist_ok=True)
         used()
     except (OSError, StopIteration, ValueError):
-        return None, None
-    return path, used
+        return None, None, None
+    return path, used, source
+
+
+cpu_sources_used = set()  # the keys of SOURCES the servers' CPU was read from
 
 
 class Server:
     """One server process (and its children) in a session of its own and,
     where the machine allows, a cgroup of its own: the kernel's count of the
     CPU every thread and process of the server used, those that ended
-    included. Elsewhere, the clock ticks of /proc/PID/stat of the processes
-    alive at each reading."""
+    included. Elsewhere, the CPU-time clocks of the processes alive at each
+    reading, or failing those their clock ticks in /proc/PID/stat (the
+    module's docstring says why these)."""
 
     def __init__(self, key, name, command, work):
         self.key, self.name, self.work = key, name, work
         self.template = [part.replace("WORK", work) for part in command]
         self.proc, self.port = None, None
-        self.cgroup, self.cgroup_cpu = cpu_cgroup(f"fib_compare_{os.getpid()}_{key}")
+        self.cgroup, self.cgroup_cpu, self.source = cpu_cgroup(f"fib_compare_{os.getpid()}_{key}")
         self.cgroup_dir = self.cgroup  # removed at the end even if joining it failed
 
     def command(self):
@@ -155,8 +212,12 @@ class Server:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 if self.cgroup and str(self.proc.pid) not in self.cgroup_pids():
-                    log(f"{self.key}: could not join {self.cgroup}; CPU from /proc/PID/stat")
+                    log(f"{self.key}: could not join {self.cgroup}")
                     self.cgroup = None
+                if not self.cgroup:
+                    clock = CPU_SOURCE != "stat" and process_cpu_ns(self.proc.pid) is not None
+                    self.source = "clock" if clock else "stat"
+                cpu_sources_used.add(self.source)
                 return self
             except OSError:
                 if self.proc.poll() is not None:
@@ -189,6 +250,8 @@ class Server:
     def cpu_seconds(self):
         if self.cgroup:
             return self.cgroup_cpu()
+        if self.source == "clock":
+            return sum(process_cpu_ns(pid) or 0 for pid in self.pids()) / 1e9
         total = 0
         for pid in self.pids():
             fields = proc_stat(pid)
@@ -283,8 +346,8 @@ def fib_perf(server, *args, background=False, sample=None):
     if background:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = server.cpu_seconds()
-    with tempfile.TemporaryFile("w+") as output:
-        run = subprocess.Popen(argv, stdout=output, stderr=subprocess.DEVNULL, text=True)
+    with tempfile.TemporaryFile("w+") as output, tempfile.TemporaryFile("w+b") as errors:
+        run = subprocess.Popen(argv, stdout=output, stderr=errors, text=True)
         while run.poll() is None:
             if sample:
                 sample()
@@ -292,10 +355,17 @@ def fib_perf(server, *args, background=False, sample=None):
         used = server.cpu_seconds() - before
         output.seek(0)
         text = output.read()
-    try:
-        summary = json.loads(text)
-    except json.JSONDecodeError:
-        raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode})")
+        try:
+            summary = json.loads(text)
+        except json.JSONDecodeError:
+            # The end of what fib_perf said on stderr (its header, and any
+            # error), so that a run that failed once can be understood.
+            size = errors.seek(0, os.SEEK_END)
+            errors.seek(max(0, size - FIB_PERF_TAIL))
+            said = errors.read().decode(errors="replace")
+            raise RuntimeError(f"fib_perf {' '.join(argv[1:])} printed no summary (exit {run.returncode}); "
+                               f"its stderr{' (the end)' if size > FIB_PERF_TAIL else ''}:\n"
+                               f"{said if said.strip() else '(nothing)'}") from None
     requests = summary["requests"]
     summary["server_cpu_us"] = used * 1e6 / requests if requests else None
     runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["error_replies"]))
@@ -536,13 +606,18 @@ class Bench:
     def run(self):
         self.results.update(machine=machine(), settings={
             "quick": QUICK, "rounds": ROUNDS, "run_seconds": SECONDS, "idle_connections": IDLE, "sweep": SWEEP,
-            "cpu_source": "cgroup cpuacct.usage" if self.servers["thread"].cgroup else "/proc/PID/stat",
             "sections": SECTIONS})
         started = time.monotonic()
         self.probes()
         for name in ALL_SECTIONS:
             if name in SECTIONS:
                 getattr(self, name)()
+        # Where the servers' CPU was read, and the coarsest step among those
+        # sources: report.check takes a CPU figure of 0 for what it is when
+        # the step is a clock tick.
+        used = sorted(cpu_sources_used, key=list(SOURCES).index)
+        self.results["settings"].update(cpu_source=" and ".join(SOURCES[key][0] for key in used),
+                                        cpu_resolution_us=max(SOURCES[key][1] for key in used))
         self.results["checked_runs"] = {
             "runs": len(runs_checked),
             "with_wrong_answers": [r for r in runs_checked if r[3] or r[4]]}
@@ -579,6 +654,8 @@ if __name__ == "__main__":
     unknown = set(SECTIONS) - set(ALL_SECTIONS)
     if unknown:
         sys.exit(f"compare: SECTIONS: unknown {', '.join(sorted(unknown))}; the sections are {','.join(ALL_SECTIONS)}")
+    if CPU_SOURCE not in CPU_SOURCES:
+        sys.exit(f"compare: CPU_SOURCE: unknown {CPU_SOURCE}; it is one of {', '.join(CPU_SOURCES)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # A SIGTERM or SIGHUP unwinds like Ctrl-C, so the servers are stopped.

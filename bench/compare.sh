@@ -12,7 +12,8 @@
 #   SECTIONS (a subset of table,sweep,floor,connections,demo,client),
 #   OUT (bench/results for a full run, which also updates the README;
 #   build/compare otherwise), BIN (build/bin; when set, nothing is built),
-#   BASELINE (another fib_server binary, measured beside the thread mode)
+#   BASELINE (another fib_server binary, measured beside the thread mode),
+#   CPU_SOURCE (auto; clock or stat: no cgroup, see bench/compare.py)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install_packages.sh python3 golang-go pypy3 gnuplot-nox gcc libc6-dev
