@@ -113,6 +113,12 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                              "iterative; at most {} with recursive, {} with iterative)",
                              fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxRecursive, fib::kMaxIndex))
       ->check(CLI::Range(1u, fib::kMaxIndex));
+  app.add_option("--max-computing", config.max_computing,
+                 fmt::format("slow requests (recursive n of {} or more) computed at once, in every mode; the others "
+                             "wait their turn in order, so that quick requests always find a CPU (default: the CPUs "
+                             "this process may use, {}; 0: no limit, as Go has none)",
+                             fib::kSlowRecursiveN, fib::usable_cpus()))
+      ->check(CLI::Range(0u, 1024u));
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "
                  "answered yet are given up")
@@ -190,6 +196,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     fib::Server server(config);
     // Blocks SIGINT, SIGTERM and SIGHUP before run() starts any thread or logs
     // "listening on".
+    // The line first: it costs microseconds, while the stop's first steps
+    // share the CPUs with whatever the server computes.
     fib::StopSignals signals([&server](int signal) {
       spdlog::info(
           "{} received: answering what was read, then exiting (another signal 100 ms or more later exits at once)",

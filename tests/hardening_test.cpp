@@ -2,12 +2,14 @@
 // real sockets: connection limits, idle and stalled clients, slow readers,
 // garbage and resets.
 #include <sys/socket.h>
+#include <time.h>
 
 #include <cerrno>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <thread>
@@ -255,6 +257,102 @@ TEST_P(HardeningTest, ClientThatStopsReadingNeverHoldsUpAnotherOnItsLoop) {
   EXPECT_EQ(unanswered, 0);
   EXPECT_LT(slowest, 500ms) << "another client waited "
                             << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count() << " ms";
+}
+
+double process_cpu_seconds() {
+  timespec used{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+  return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
+}
+
+// 40 clients each ask for fib(44) (seconds of work each) and reset the
+// connection: their computations stop within tens of milliseconds, even
+// with no limit on how many run at once, and a stop has nothing left to wait
+// for. A client that only half-closed is still answered.
+TEST_P(HardeningTest, SlowRequestsOfClientsThatResetAreDropped) {
+  RunningServer running(in_mode({.shutdown_timeout = 10s, .max_computing = 0U}));
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(std::make_unique<Client>(running.port()));
+    clients.back()->send("44\n");
+  }
+  std::this_thread::sleep_for(200ms);
+  const linger reset{1, 0};
+  for (auto& client : clients) ::setsockopt(client->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  clients.clear();
+  std::this_thread::sleep_for(300ms);
+  const double before = process_cpu_seconds();
+  std::this_thread::sleep_for(1s);
+  const double used = process_cpu_seconds() - before;
+  EXPECT_LT(used, 0.2) << "the server used " << used << " s of CPU in the second after every client reset";
+  EXPECT_EQ(running.server().stats().computing, 0U);
+
+  Client half(running.port());
+  half.send("32\n");
+  half.shutdown_write();
+  EXPECT_EQ(half.read_line(), std::to_string(fib_iterative(32)));
+  EXPECT_TRUE(half.read_eof());
+
+  const auto stopping = std::chrono::steady_clock::now();
+  running.stop_and_join();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 1s);
+}
+
+// Many connections pipelining slow requests: at most --max-computing of them
+// compute at once, the others wait their turn, every answer arrives in
+// order, and a client asking fib(1) meanwhile is answered within a few
+// milliseconds, whatever the number of connection threads, event loops or
+// workers.
+void expect_quick_requests_never_starve(const ServerConfig& config) {
+  RunningServer running(config);
+  constexpr int kConnections = 20, kEach = 3;
+  constexpr unsigned kN = 37;
+  std::string requests;
+  for (int i = 0; i < kEach; ++i) requests += std::to_string(kN) + "\n";
+  std::vector<std::unique_ptr<Client>> slow;
+  for (int i = 0; i < kConnections; ++i) {
+    slow.push_back(std::make_unique<Client>(running.port()));
+    slow.back()->send(requests);
+  }
+  std::this_thread::sleep_for(100ms);
+  Client quick(running.port());
+  std::vector<double> waits_ms;
+  std::uint64_t most_computing = 0;
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto asked = std::chrono::steady_clock::now();
+    quick.send("1\n");
+    ASSERT_EQ(quick.read_line(5s), "1");
+    waits_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked).count());
+    const ServerStats stats = running.server().stats();
+    most_computing = std::max(most_computing, stats.computing);
+    std::this_thread::sleep_for(5ms);
+  }
+  for (auto& client : slow) {
+    for (int i = 0; i < kEach; ++i) EXPECT_EQ(client->read_line(60s), std::to_string(fib_iterative(kN)));
+  }
+  std::sort(waits_ms.begin(), waits_ms.end());
+  const double p99 = waits_ms[waits_ms.size() * 99 / 100];
+  EXPECT_EQ(most_computing, 2U);
+#ifdef FIB_SERVER_SANITIZED
+  constexpr double kBoundMs = 100;  // every thread runs several times slower
+#else
+  constexpr double kBoundMs = 20;
+#endif
+  EXPECT_LT(p99, kBoundMs) << "fib(1) p99 " << p99 << " ms over " << waits_ms.size() << " requests; max "
+                           << waits_ms.back() << " ms";
+  std::printf("fib(1) beside %d connections computing fib(%u): p99 %.2f ms, max %.2f ms, %zu requests\n", kConnections,
+              kN, p99, waits_ms.back(), waits_ms.size());
+}
+
+TEST_P(HardeningTest, QuickRequestsNeverStarveBesideManySlowOnes) {
+  expect_quick_requests_never_starve(in_mode({.max_computing = 2U}));
+}
+
+// More event loops and workers than CPUs change nothing: slow requests still
+// take turns.
+TEST(Hardening, QuickRequestsNeverStarveWithManyMoreLoopsAndWorkersThanCpus) {
+  expect_quick_requests_never_starve({.mode = Mode::coroutine, .threads = 64, .workers = 1024, .max_computing = 2U});
 }
 
 TEST_P(HardeningTest, SlowReaderGetsEveryAnswerWhole) {

@@ -271,7 +271,7 @@ TEST(Program, LogLinesCountInTheSingularAndThePlural) {
   }
   EXPECT_TRUE(log_shows(server, "closed after 2 requests: closed by the client")) << server.log();
   const std::string log = server.log();
-  EXPECT_NE(log.find("at most 1 connection)"), std::string::npos) << log;
+  EXPECT_NE(log.find("at most 1 connection,"), std::string::npos) << log;
   EXPECT_NE(log.find("refused: 1 connection open (--max-connections)"), std::string::npos) << log;
   EXPECT_NE(log.find("closed after 1 request: closed by the client"), std::string::npos) << log;
 }

@@ -112,7 +112,8 @@ TEST(RequestHandler, StoppingAndIdleLines) {
 
 TEST(RequestHandler, CancelledComputationRepliesNothing) {
   const RequestHandler handler(Algorithm::recursive, 45);
-  const std::atomic<bool> cancelled{true};
+  const std::atomic<bool> flag{true};
+  CancelFlag cancelled(&flag);
   ReplyBuffer out;
   EXPECT_FALSE(handler.respond(handler.parse("45"), "45", out, &cancelled));
   EXPECT_TRUE(out.empty());

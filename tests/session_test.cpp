@@ -249,6 +249,35 @@ TEST(Session, CancelStopsASlowComputation) {
   EXPECT_EQ(d.send(), "");
 }
 
+// The connection's own reason to give up (its client has gone), asked
+// alongside the stop's flag: the computation ends as soon as it says so.
+TEST(Session, ConnectionsOwnCancelStopsASlowComputation) {
+  class AfterCalls final : public Cancel {
+   public:
+    explicit AfterCalls(int calls) : left_(calls) {}
+    bool requested() override { return --left_ < 0; }
+    int left() const { return left_; }
+
+   private:
+    int left_;
+  };
+  Driver d(Algorithm::recursive);
+  EXPECT_EQ(d.receive("45\n"), Next::compute);
+  AfterCalls gone(100);  // fib(45) asks thousands of times
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(d.session().compute(&gone));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+  EXPECT_EQ(gone.left(), -1);  // asked once more after the last "go on", then never again
+  EXPECT_EQ(d.advance(), Next::given_up);
+
+  Driver answered(Algorithm::recursive);
+  EXPECT_EQ(answered.receive("32\n"), Next::compute);
+  AfterCalls never(1'000'000);
+  EXPECT_TRUE(answered.session().compute(&never));
+  EXPECT_EQ(answered.advance(), Next::receive);
+  EXPECT_EQ(answered.send(), "2178309\n");
+}
+
 TEST(Session, LastLinesAreNotCountedAsReplies) {
   Driver d;
   d.receive("1\n");

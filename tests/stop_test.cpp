@@ -150,6 +150,61 @@ TEST_P(StopTest, ManySlowRequestsStopWithinTheTimeout) {
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
+// SIGTERM while hundreds of connections arrive, each asking for two of the
+// most expensive answers: the stop begins at once (logged, no client
+// accepted from then on) and ends within the timeout plus the margin,
+// whether slow requests take turns (the default) or all run at once
+// (--max-computing 0, as Go would: then every thread of the server, the one
+// that stops it among them, gets a few hundredth of a CPU, and the bound on
+// the first log line is looser).
+void expect_stop_begins_at_once_while_connections_start(const std::vector<std::string>& args,
+                                                        Clock::duration log_within) {
+  raise_descriptor_limit();
+  constexpr int kConnections = 400;
+  ChildProcess server(FIB_SERVER_BIN, args);
+  const std::uint16_t port = server.wait_for_listening_port();
+  std::vector<std::unique_ptr<Client>> clients;
+  Clock::time_point signalled;
+  for (int i = 0; i < kConnections; ++i) {
+    try {
+      clients.push_back(std::make_unique<Client>(port));
+      clients.back()->send("45\n45\n");
+    } catch (const std::exception&) {
+      break;  // refused: the stop has closed the listener
+    }
+    if (i == kConnections / 2) {
+      signalled = Clock::now();
+      server.signal(SIGTERM);
+    }
+  }
+  Clock::duration to_log = 60s;
+  while (Clock::now() - signalled < 10s) {
+    if (server.err().find("Terminated received") != std::string::npos) {
+      to_log = Clock::now() - signalled;
+      break;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  const auto status = server.wait_exit(30s);
+  const auto to_exit = Clock::now() - signalled;
+  const auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  EXPECT_LT(to_log, log_within) << "the stop was logged " << ms(to_log) << " ms after the signal";
+  EXPECT_EQ(status, 0);
+  // The 2 s timeout, the margin, and every busy thread scheduled once.
+  EXPECT_LT(to_exit, 5s) << "exited " << ms(to_exit) << " ms after the signal";
+  std::printf("stop logged after %lld ms, exited after %lld ms\n", static_cast<long long>(ms(to_log)),
+              static_cast<long long>(ms(to_exit)));
+}
+
+TEST_P(StopTest, StopBeginsAtOnceWhileHundredsOfConnectionsStart) {
+  expect_stop_begins_at_once_while_connections_start(args({"127.0.0.1:0", "--shutdown-timeout", "2"}), 500ms);
+}
+
+TEST_P(StopTest, StopBeginsAtOnceWhileHundredsOfComputationsStart) {
+  expect_stop_begins_at_once_while_connections_start(
+      args({"127.0.0.1:0", "--shutdown-timeout", "2", "--max-computing", "0"}), 2s);
+}
+
 // A client that asks for far more than the socket buffers hold and never
 // reads: the stop still ends within the timeout plus the margin.
 TEST_P(StopTest, ClientThatNeverReadsDoesNotHoldUpTheStop) {

@@ -7,9 +7,9 @@ std::uint64_t fib_recursive(unsigned n) {
   return fib_recursive(n - 1) + fib_recursive(n - 2);
 }
 
-std::optional<std::uint64_t> fib_recursive(unsigned n, const std::atomic<bool>& cancel) {
+std::optional<std::uint64_t> fib_recursive(unsigned n, Cancel& cancel) {
   if (n <= kCancelCheckAt) {
-    if (cancel.load(std::memory_order_relaxed)) return std::nullopt;
+    if (cancel.requested()) return std::nullopt;
     return fib_recursive(n);
   }
   const auto a = fib_recursive(n - 1, cancel);
@@ -29,7 +29,7 @@ std::uint64_t fib_iterative(unsigned n) {
   return a;
 }
 
-std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, const std::atomic<bool>* cancel) {
+std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, Cancel* cancel) {
   if (algorithm == Algorithm::iterative) return fib_iterative(n);
   return cancel != nullptr ? fib_recursive(n, *cancel) : fib_recursive(n);
 }

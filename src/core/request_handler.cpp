@@ -89,8 +89,7 @@ bool RequestHandler::reply(std::string_view line, ReplyBuffer& out) const {
   return request.kind != Request::Kind::blank;
 }
 
-bool RequestHandler::respond(const Request& request, std::string_view line, ReplyBuffer& out,
-                             const std::atomic<bool>* cancel) const {
+bool RequestHandler::respond(const Request& request, std::string_view line, ReplyBuffer& out, Cancel* cancel) const {
   const Quoted quoted{trim(line)};
   switch (request.kind) {
     case Request::Kind::blank: return true;

@@ -51,7 +51,7 @@ std::optional<Session::Next> Session::step() {
       slow_ = request;
       continue;
     }
-    if (!handler_.respond(request, *held_, replies_, cancel_)) {
+    if (!handler_.respond(request, *held_, replies_, &cancel_flag_)) {
       given_up_ = true;  // a fast request gives up too once cancelled
       continue;
     }
@@ -63,9 +63,25 @@ std::optional<Session::Next> Session::step() {
   }
 }
 
-bool Session::compute() {
+namespace {
+
+// Gives up when either asks to.
+class EitherCancel final : public Cancel {
+ public:
+  EitherCancel(Cancel& first, Cancel* second) : first_(first), second_(second) {}
+  bool requested() override { return first_.requested() || (second_ != nullptr && second_->requested()); }
+
+ private:
+  Cancel& first_;
+  Cancel* second_;
+};
+
+}  // namespace
+
+bool Session::compute(Cancel* also) {
   if (!slow_ || !held_) return !given_up_;
-  if (!handler_.respond(*slow_, *held_, replies_, cancel_)) {
+  EitherCancel cancel(cancel_flag_, also);
+  if (!handler_.respond(*slow_, *held_, replies_, &cancel)) {
     given_up_ = true;
     return false;
   }

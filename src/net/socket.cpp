@@ -296,6 +296,11 @@ std::size_t bytes_waiting(int fd) {
   return static_cast<std::size_t>(count);
 }
 
+bool peer_reset(int fd) {
+  pollfd connection{fd, 0, 0};  // POLLERR and POLLHUP are always reported
+  return ::poll(&connection, 1, 0) > 0 && (connection.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 std::size_t bytes_unacknowledged(int fd) {
   int count = 0;
   if (::ioctl(fd, SIOCOUTQ, &count) != 0) return 0;

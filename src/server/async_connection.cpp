@@ -2,7 +2,6 @@
 // coroutine mode's counterpart of connection.cpp, over the same Session.
 #include "event_loops.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -27,21 +26,16 @@ namespace {
 using asio::awaitable;
 using asio::use_awaitable;
 
-// Computes the slow request `session` stopped at, on a worker, and sends
-// what the socket takes of its answer from there, so that the client has it
-// without waiting for the loop to wake up. `sent`: the bytes of output()
-// that went out. (The connection's coroutine is suspended meanwhile: nothing
-// else touches the session, and replies before this one were sent first.)
-// A client that has reset the connection will never read the answer: its
-// request is not computed (`reset`), since on a shared pool it would hold up
-// everyone else's.
-awaitable<void> compute(Session& session, int fd, std::size_t& sent, bool& reset) {
-  pollfd connection{fd, 0, 0};
-  if (::poll(&connection, 1, 0) > 0 && (connection.revents & (POLLERR | POLLHUP)) != 0) {
-    reset = true;
-    co_return;
-  }
-  if (session.compute()) {  // a give-up shows in the next advance()
+// Computes the slow request `session` stopped at, on a worker (see
+// compute_slow()), and sends what the socket takes of its answer from
+// there, so that the client has it without waiting for the loop to wake up.
+// `sent`: the bytes of output() that went out. (The connection's coroutine is
+// suspended meanwhile: nothing else touches the session, and replies before
+// this one were sent first.) `reset`: the client has gone.
+awaitable<void> compute(Session& session, int fd, const ConnectionPolicy& policy, std::size_t& sent, bool& reset) {
+  const Computed computed = compute_slow(session, fd, policy);
+  reset = computed == Computed::client_gone;
+  if (computed == Computed::answered) {  // a give-up shows in the next advance()
     const std::string_view out = session.output();
     const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) sent = static_cast<std::size_t>(n);
@@ -132,7 +126,7 @@ class AsyncConnection {
             // waits, so its answers stay in order.
             {
               const AtWorkers counted(loop_);
-              co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), sent_early_, reset_),
+              co_await asio::co_spawn(workers_, compute(session, socket_.native_handle(), policy_, sent_early_, reset_),
                                       use_awaitable);
             }
             if (reset_) {

@@ -8,6 +8,8 @@
 #include "fib/core/clock.h"
 #include "fib/core/session.h"
 #include "fib/net/socket.h"
+#include "fib/server/compute_gate.h"
+#include "priority.h"
 
 namespace fib {
 
@@ -53,6 +55,47 @@ void ConnectionCounters::add_to(ReplyCounts& replies, ServiceTimes& times) const
   for (std::size_t i = 0; i < kServiceTimeBuckets; ++i)
     times.buckets[i] += service_times[i].load(std::memory_order_relaxed);
   times.sum_ns += service_time_ns.load(std::memory_order_relaxed);
+}
+
+namespace {
+
+// How often a computation looks at its client's socket.
+constexpr auto kPeerCheckEvery = 10ms;
+
+// Asks a computation to give up once the server abandons requests (a stop
+// past its timeout) or the client has reset the connection.
+class PeerWatch final : public Cancel {
+ public:
+  PeerWatch(int fd, const StopState* stop) : fd_(fd), abandon_(stop != nullptr ? &stop->abandon_flag() : nullptr) {}
+  bool requested() override {
+    if (abandon_ != nullptr && abandon_->load(std::memory_order_relaxed)) return true;
+    if (gone_) return true;
+    const Clock::time_point now = Clock::now();  // a few tens of nanoseconds, every fraction of a millisecond
+    if (now < next_check_) return false;
+    next_check_ = now + kPeerCheckEvery;
+    gone_ = peer_reset(fd_);
+    return gone_;
+  }
+  bool peer_gone() const { return gone_; }
+
+ private:
+  const int fd_;
+  const std::atomic<bool>* const abandon_;
+  bool gone_ = false;
+  Clock::time_point next_check_{};  // the first question looks
+};
+
+}  // namespace
+
+Computed compute_slow(Session& session, int fd, const ConnectionPolicy& policy) {
+  PeerWatch watch(fd, policy.stop);
+  if (!watch.requested()) {
+    const ComputeGate::Turn turn = policy.gate != nullptr ? policy.gate->enter(watch) : ComputeGate::Turn();
+    if (session.compute(&watch)) return Computed::answered;  // gives up at once if the wait was cancelled
+  } else if (!watch.peer_gone()) {
+    session.compute(&watch);  // the stop's give-up, recorded in the session
+  }
+  return watch.peer_gone() ? Computed::client_gone : Computed::given_up;
 }
 
 CloseLimits goodbye_close_limits(ConnectionResult::End how, const StopState* stop) {
@@ -121,8 +164,11 @@ class ConnectionLoop {
         return std::nullopt;
       case Next::compute:
         if (!flush(Clock::now())) return result_;
-        session_.compute();  // a give-up shows in the next advance()
-        return std::nullopt;
+        if (compute_here() == Computed::client_gone) {
+          end(End::failed, ECONNRESET);
+          return result_;
+        }
+        return std::nullopt;  // a give-up shows in the next advance()
       case Next::close_gracefully: return say_goodbye(End::line_too_long, [] {});
       case Next::close:
         end(End::closed);
@@ -136,6 +182,15 @@ class ConnectionLoop {
   void end(End how, int error = 0) {
     result_.end = how;
     result_.error = error;
+  }
+
+  // On this connection's own thread, at the lower priority of slow requests
+  // while it computes (the coroutine mode's workers run there always).
+  Computed compute_here() {
+    lower_priority();
+    const Computed computed = compute_slow(session_, fd_, policy_);
+    restore_priority();
+    return computed;
   }
 
   // Sends the session's replies; a send blocked for the idle timeout since

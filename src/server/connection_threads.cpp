@@ -4,6 +4,7 @@
 
 #include "fib/net/thread_wake.h"
 #include "fib/server/server.h"
+#include "priority.h"
 
 namespace fib {
 
@@ -39,20 +40,25 @@ void Server::hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std
 // server stops or enough threads are parked already.
 void Server::work(ConnectionThreadList::iterator self) {
   accept_thread_wake();
-  std::unique_lock lock(mutex_);
+  // The first job was handed over before this thread started: no lock is
+  // needed to read it, and none is taken (hundreds of threads starting at
+  // once would otherwise queue for it, a stop's among them).
+  Job job = *std::exchange(self->job, std::nullopt);
+  std::unique_lock lock(mutex_, std::defer_lock);
   for (;;) {
-    Job job = *self->job;
-    self->job.reset();
-    lock.unlock();
     serve(Fd(job.fd), job.peer, job.self);
     lock.lock();
-    if (stopping_ || parked_.size() >= kMaxParkedThreads) break;
+    // A thread left at the lower priority of slow requests (where it may not
+    // come back) is not kept for the next connection.
+    if (stopping_ || parked_.size() >= kMaxParkedThreads || !normal_priority()) break;
     parked_.push_back(&*self);
     self->wake.wait(lock, [&] { return self->job.has_value() || stopping_; });
     if (!self->job) {  // stopping, and still parked
       std::erase(parked_, &*self);
       break;
     }
+    job = *std::exchange(self->job, std::nullopt);
+    lock.unlock();
   }
   // Retire. Each retiring thread joins the one that retired before it, so at
   // most one ended thread is ever left unjoined, and drain() joins that one.

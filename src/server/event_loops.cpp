@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fib/server/server.h"
+#include "priority.h"
 
 namespace fib {
 
@@ -32,9 +33,6 @@ namespace {
 using namespace std::chrono_literals;
 using asio::awaitable;
 
-// Workers run below the loops (SCHED_BATCH, and this much nicer), so that
-// fast requests never queue for the CPU behind slow ones.
-constexpr int kWorkerNice = 10;
 constexpr std::chrono::microseconds kWorkerSpin{100};
 
 // How often the sweeper looks at its connections (deadlines, parking): a
@@ -49,12 +47,6 @@ constexpr Clock::duration kSweepStopping = 5ms;
 // A connection waiting to receive with nothing pending for this many sweeps
 // in a row is parked.
 constexpr unsigned kSweepsBeforeParking = 2;
-
-void lower_priority() {
-  sched_param param{};
-  ::sched_setscheduler(0, SCHED_BATCH, &param);  // this thread only, on Linux
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
-}
 
 // The time on a thread's CPU clock, in nanoseconds.
 std::optional<std::uint64_t> cpu_ns(clockid_t clock) {
@@ -74,7 +66,7 @@ Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
 
 EventLoops::EventLoops(Server& server, int listener, unsigned threads, unsigned workers)
     : server_(server),
-      policy_{&server.stop_, server.config_.idle_timeout, nullptr},
+      policy_{&server.stop_, server.config_.idle_timeout, nullptr, &server.gate_},
       workers_(static_cast<int>(workers)),
       worker_count_(workers) {
   const auto protocol =

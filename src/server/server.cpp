@@ -79,7 +79,8 @@ unsigned default_max_connections() {
 Server::Server(const ServerConfig& config)
     : config_(config),
       handler_(config.algorithm, config.max_n != 0 ? config.max_n : default_max_n(config.algorithm)),
-      max_connections_(connection_limit(config)) {
+      max_connections_(connection_limit(config)),
+      gate_(config.max_computing.value_or(usable_cpus())) {
   listener_ = listen_tcp(config.address, &local_);
   // Set once on the listener, these are inherited by every accepted socket
   // (Linux copies them when it clones the listening socket), which saves
@@ -109,10 +110,13 @@ Server::~Server() {  // NOLINT(bugprone-exception-escape)
 void Server::run() {
   const std::string loops =
       loops_ ? fmt::format(", {} event loops, {} workers", loops_->threads(), loops_->workers()) : std::string();
-  log_whatever_the_level(fmt::format("listening on {} ({} mode{}, {} fib, n up to {}, at most {} connection{})",
+  const std::string computing = gate_.limit() == 0
+                                    ? std::string("no limit on slow requests at once")
+                                    : fmt::format("{} slow request{} at once", gate_.limit(), plural_s(gate_.limit()));
+  log_whatever_the_level(fmt::format("listening on {} ({} mode{}, {} fib, n up to {}, at most {} connection{}, {})",
                                      local_.to_string(), to_string(config_.mode), loops,
                                      fib::to_string(handler_.algorithm()), handler_.max_n(), max_connections_,
-                                     plural_s(max_connections_)));
+                                     plural_s(max_connections_), computing));
   // Enforces a stop's timeout (in sequential mode the accept loop itself is
   // busy serving) and logs the statistics.
   std::jthread supervisor([this] { supervise(); });
@@ -130,13 +134,10 @@ void Server::run() {
   finish();
 }
 
-// After the accept loop: stop accepting, wait for every connection and
-// thread, and let the supervisor log its last line.
+// After the accept loop (which ends once a stop has shut the listener
+// down): wait for every connection and thread, and let the supervisor log
+// its last line.
 void Server::finish() {
-  {
-    std::lock_guard lock(mutex_);
-    listener_.reset();  // new clients are refused from here on
-  }
   drain();
   {
     std::lock_guard lock(mutex_);
@@ -160,6 +161,8 @@ ServerStats Server::stats() {
     totals.open += loops_->open();
   }
   lock.unlock();
+  totals.computing = gate_.running();
+  totals.waiting_to_compute = gate_.waiting();
   // Read last, so that accepted is never less than the connections open,
   // refused and ended: each was counted as accepted first.
   for (std::size_t i = 0; i < kRefusals; ++i) totals.refused[i] = refused_[i].load(std::memory_order_acquire);
@@ -186,10 +189,7 @@ void Server::accept_loop() {
       Fd fd = accept_connection(listener_.get(), &peer);
       if (!fd) {
         const int error = errno;
-        {
-          std::lock_guard lock(mutex_);
-          if (stopping_) return;
-        }
+        if (stop_.stopping()) return;
         if (is_resource_shortage(error)) {
           if (backoff.count() == 0) log_accept_paused(error);
           if (!pause()) return;
@@ -229,6 +229,13 @@ void Server::accept_one(Fd fd, const Endpoint& peer) {
     lock.unlock();
     turn_away(std::move(fd), peer, "out of memory");
     return;
+  }
+  // Logged here, on the one accepting thread, not by the connection's own
+  // thread: hundreds of new threads would queue for the log's lock, and a
+  // stop's log line behind them.
+  try {
+    spdlog::info("connection from {} opened", peer.to_string());
+  } catch (...) {  // out of memory for a log line: the connection is served all the same
   }
   if (config_.mode == Mode::sequential) {
     self->thread = pthread_self();
@@ -298,8 +305,7 @@ void Server::serve(Fd fd, const Endpoint& peer, LiveList::iterator self) {
 
 ConnectionResult Server::serve_and_log(int fd, const Endpoint& peer, ConnectionCounters& counters) {
   const std::string name = peer.to_string();
-  spdlog::info("connection from {} opened", name);
-  const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters});
+  const ConnectionResult result = serve_connection(fd, handler_, {&stop_, config_.idle_timeout, &counters, &gate_});
   try {
     log_closed(name, result);
   } catch (...) {  // out of memory for the line: the connection ended all the same

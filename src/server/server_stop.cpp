@@ -32,18 +32,26 @@ constexpr std::chrono::milliseconds kWakeRepeatAfterTimeout{1000};
 // loops' count is read as it is, so a wait on it is a timed one.
 bool Server::all_closed() const { return live_.empty() && (!loops_ || loops_->open() == 0); }
 
+// Never takes the lock, which hundreds of connection threads may be
+// queueing for on a busy machine: connections learn of the stop, the
+// listener closes and the event loops are told at once; the supervisor does
+// the rest.
 void Server::stop() {
-  std::lock_guard lock(mutex_);
-  if (stopping_) return;
-  stopping_ = true;
-  stop_deadline_ = Clock::now() + config_.shutdown_timeout;
-  stop_.begin(stop_deadline_ + kStopGrace);
-  if (listener_) {
-    tell_backlog_stopping();
-    ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept
-  }
+  if (stop_called_.exchange(true)) return;
+  stop_.begin(Clock::now() + config_.shutdown_timeout + kStopGrace);
+  backlog_told_ = tell_backlog_stopping();
+  ::shutdown(listener_.get(), SHUT_RD);  // wakes the blocked accept; new clients are refused from here on
   if (loops_) loops_->stop();
-  changed_.notify_all();  // the supervisor wakes the connections; an accept loop backing off ends
+  stop_posted_.release();
+}
+
+// The part of a stop that takes the lock, on the supervisor's thread.
+void Server::begin_stopping(std::unique_lock<std::mutex>& lock) {
+  lock.lock();
+  stopping_ = true;
+  stop_deadline_ = stop_.close_by() - kStopGrace;
+  ended_[static_cast<std::size_t>(ConnectionResult::End::stopped)] += backlog_told_;
+  changed_.notify_all();                                               // an accept loop backing off ends
   for (ConnectionThread* worker : parked_) worker->wake.notify_one();  // parked threads retire
 }
 
@@ -51,16 +59,18 @@ void Server::stop() {
 // burst) sent requests nobody read: they get the stopping line and a graceful
 // close instead of the reset that shutting down the listener would send
 // them. Never blocks: the listener turns non-blocking (a thread already
-// blocked in accept stays blocked until the shutdown that follows).
-void Server::tell_backlog_stopping() noexcept {
+// blocked in accept stays blocked until the shutdown that follows). Returns
+// how many were told.
+std::uint64_t Server::tell_backlog_stopping() noexcept {
+  std::uint64_t told = 0;
   const int flags = ::fcntl(listener_.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
+  if (flags < 0 || ::fcntl(listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) return told;
   for (;;) {
     Endpoint peer;
     Fd fd = accept_connection(listener_.get(), &peer);
-    if (!fd) return;
+    if (!fd) return told;
     accepted_.fetch_add(1, std::memory_order_relaxed);
-    ++ended_[static_cast<std::size_t>(ConnectionResult::End::stopped)];  // stop() holds the lock
+    ++told;
     hang_up(fd.get(), kStoppingReply);
   }
 }
@@ -88,16 +98,15 @@ void Server::supervise() {
     last_requests = requests;
   };
 
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stop_.stopping()) {
     if (!reporting) {
-      changed_.wait(lock, [this] { return stopping_; });
-    } else if (!changed_.wait_for(lock, config_.stats_interval, [this] { return stopping_; })) {
-      lock.unlock();
+      stop_posted_.acquire();
+    } else if (!stop_posted_.try_acquire_for(config_.stats_interval)) {
       report(false);
-      lock.lock();
     }
   }
+  std::unique_lock lock(mutex_, std::defer_lock);
+  begin_stopping(lock);
   const auto wake_all = [this] {
     for (const Live& live : live_) wake(live.thread);
   };
@@ -111,6 +120,7 @@ void Server::supervise() {
     if (!abandoned && Clock::now() >= stop_deadline_) {
       abandoned = true;
       stop_.abandon();
+      gate_.wake_all();  // requests waiting for a turn give up too
       if (loops_) loops_->abandon();
       for (const Live& live : live_) {
         try {  // a send in progress starts again under this timeout when the signal below interrupts it

@@ -27,21 +27,49 @@ inline constexpr unsigned kDefaultMaxRecursive = 45;
 // algorithm.
 inline constexpr unsigned kMaxRecursive = 50;
 
+// What a long computation asks, once per piece of a fraction of a
+// millisecond of work, whether to give up: a stopping server, or a client
+// that has gone away.
+class Cancel {
+ public:
+  virtual bool requested() = 0;
+
+ protected:
+  Cancel() = default;
+  Cancel(const Cancel&) = default;
+  Cancel& operator=(const Cancel&) = default;
+  ~Cancel() = default;
+};
+
+// Gives up once a flag (none: never) turns true.
+class CancelFlag final : public Cancel {
+ public:
+  explicit CancelFlag(const std::atomic<bool>* flag) : flag_(flag) {}
+  bool requested() override { return flag_ != nullptr && flag_->load(std::memory_order_relaxed); }
+
+ private:
+  const std::atomic<bool>* flag_;
+};
+
 // The same definition as the Go and Python servers (base case n <= 2). The
 // compiler may optimise it as it sees fit: that is part of what a C++
 // versus Go comparison measures.
 std::uint64_t fib_recursive(unsigned n);
-// The same, giving up (nullopt) once `cancel` turns true, as a stopping
-// server needs. The flag is read once per call with n <= kCancelCheckAt (a
-// fraction of a millisecond of work each): a cost that does not show, and
-// no check at all below that size.
+// The same, giving up (nullopt) once `cancel` asks to, as a stopping server
+// needs. It is asked once per call with n <= kCancelCheckAt (a fraction of a
+// millisecond of work each): a cost that does not show, and no check at all
+// below that size.
 inline constexpr unsigned kCancelCheckAt = 27;
-std::optional<std::uint64_t> fib_recursive(unsigned n, const std::atomic<bool>& cancel);
+std::optional<std::uint64_t> fib_recursive(unsigned n, Cancel& cancel);
+inline std::optional<std::uint64_t> fib_recursive(unsigned n, const std::atomic<bool>& cancel) {
+  CancelFlag flag(&cancel);
+  return fib_recursive(n, flag);
+}
 // Exact for every n <= kMaxIndex.
 std::uint64_t fib_iterative(unsigned n);
 // `cancel` (may be null) is checked by the recursive algorithm only; the
 // iterative one takes microseconds.
-std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, const std::atomic<bool>* cancel = nullptr);
+std::optional<std::uint64_t> fib(Algorithm algorithm, unsigned n, Cancel* cancel = nullptr);
 
 unsigned default_max_n(Algorithm algorithm);
 std::string_view to_string(Algorithm algorithm);

@@ -81,9 +81,8 @@ class RequestHandler {
   // or one line starting "error: " that says what was wrong and what is
   // accepted. Appends nothing for a blank line. `out` must not be
   // nearly_full(). Returns false, appending nothing, when the computation
-  // gave up because `cancel` (may be null) turned true.
-  bool respond(const Request& request, std::string_view line, ReplyBuffer& out,
-               const std::atomic<bool>* cancel = nullptr) const;
+  // gave up because `cancel` (may be null) asked it to.
+  bool respond(const Request& request, std::string_view line, ReplyBuffer& out, Cancel* cancel = nullptr) const;
   // parse() then respond(); false for a blank line.
   bool reply(std::string_view line, ReplyBuffer& out) const;
   // The error line for a line longer than LineFramer::kMaxLineBytes.

@@ -70,8 +70,9 @@ class Session {
   }
 
   // Answers the slow request advance() stopped at; false when it was given
-  // up because `cancel` turned true.
-  bool compute();
+  // up because `cancel` turned true, or `also` (may be null: the
+  // connection's own reasons, such as a client gone) asked to give up.
+  bool compute(Cancel* also = nullptr);
 
   // Replies waiting to be sent.
   std::string_view output() const { return replies_.view(); }
@@ -118,6 +119,7 @@ class Session {
 
   const RequestHandler& handler_;
   const std::atomic<bool>* cancel_;
+  CancelFlag cancel_flag_{cancel_};
   LineFramer framer_;
   ReplyBuffer replies_;
   std::optional<std::string_view> held_;  // a request not yet answered (a view into the framer)

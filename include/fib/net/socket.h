@@ -113,6 +113,10 @@ bool is_resource_shortage(int error);
 
 // Bytes received and not yet read.
 std::size_t bytes_waiting(int fd);
+// True once the peer has reset the connection (or it failed otherwise): it
+// will never read a reply. A peer that only ended its side (half-close) may
+// still read, and is not gone. Never blocks.
+bool peer_reset(int fd);
 // Bytes sent and not yet acknowledged by the peer.
 std::size_t bytes_unacknowledged(int fd);
 // Turns off Nagle's algorithm: every reply is a small write the client waits for.

@@ -12,6 +12,7 @@
 #include "fib/core/clock.h"
 #include "fib/core/reply_counts.h"
 #include "fib/core/request_handler.h"
+#include "fib/core/session.h"
 
 namespace fib {
 
@@ -89,6 +90,8 @@ struct ConnectionResult {
 inline constexpr std::size_t kConnectionEnds = static_cast<std::size_t>(ConnectionResult::End::stopped) + 1;
 std::string_view to_string(ConnectionResult::End end);
 
+class ComputeGate;
+
 struct ConnectionPolicy {
   const StopState* stop = nullptr;  // none: never stopped
   // A connection that completes no valid request for this long is told so
@@ -97,7 +100,23 @@ struct ConnectionPolicy {
   // gets only errors or pieces of lines).
   std::chrono::milliseconds idle_timeout{0};
   ConnectionCounters* counters = nullptr;  // none: not published
+  ComputeGate* gate = nullptr;             // slow requests wait their turn here; none: no limit
 };
+
+// How compute_slow() ended.
+enum class Computed {
+  answered,     // the answer is in the session's output
+  given_up,     // the server stopped waiting for it (see Session::compute)
+  client_gone,  // the client reset the connection: it would never read the answer
+};
+
+// Computes the slow request `session` stopped at, on the calling thread, once
+// policy.gate gives it a turn. Gives up when the server does (a stop past its
+// timeout) or when the client on `fd` resets the connection, which is looked
+// at before waiting for a turn and every few milliseconds of the computation:
+// on a shared machine, work for a client that has gone holds up everyone
+// else. A client that only ended its side (half-close) is still answered.
+Computed compute_slow(Session& session, int fd, const ConnectionPolicy& policy);
 
 // How long, and how many bytes, the graceful close after a connection's
 // last line (ending `how`) keeps reading and discarding at most, so that

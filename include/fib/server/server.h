@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -27,6 +28,7 @@
 #include "fib/core/reply_counts.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
+#include "fib/server/compute_gate.h"
 #include "fib/server/connection.h"
 
 namespace fib {
@@ -59,6 +61,9 @@ struct ServerConfig {
   // requests. 0: usable_cpus().
   unsigned threads = 0;
   unsigned workers = 0;
+  // Slow requests computed at once, in every mode; the others wait their
+  // turn (see compute_gate.h). nullopt: usable_cpus(); 0: no limit.
+  std::optional<unsigned> max_computing = std::nullopt;
 };
 
 // Why a connection was refused.
@@ -82,6 +87,8 @@ struct ServerStats {
   // waiting for one), and the CPU time of the event-loop threads.
   std::uint64_t at_workers = 0;
   std::uint64_t loop_cpu_ns = 0;
+  // Slow requests computing now, and waiting for a turn (--max-computing).
+  std::uint64_t computing = 0, waiting_to_compute = 0;
 
   std::uint64_t refused_total() const { return refused[0] + refused[1]; }
 };
@@ -138,6 +145,8 @@ class Server {
   // Coroutine mode: event-loop threads and workers; 0 in the other modes.
   unsigned event_loops() const;
   unsigned workers() const;
+  // Slow requests computed at once; 0: no limit.
+  unsigned max_computing() const { return gate_.limit(); }
 
  private:
   friend class EventLoops;  // coroutine mode
@@ -172,12 +181,13 @@ class Server {
   void accept_one(Fd fd, const Endpoint& peer);
   void finish();
   void supervise();
+  void begin_stopping(std::unique_lock<std::mutex>& lock);
   void hand_over(Fd fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
   void work(ConnectionThreadList::iterator self);
   void refuse(Fd fd, const Endpoint& peer) noexcept;
   void turn_away(Fd fd, const Endpoint& peer, std::string_view why) noexcept;
   static void hang_up(int fd, std::string_view message) noexcept;
-  void tell_backlog_stopping() noexcept;
+  std::uint64_t tell_backlog_stopping() noexcept;
   // Serves one connection on the calling thread, then unregisters it. Never
   // throws: whatever happens, the connection ends and is unregistered.
   void serve(Fd fd, const Endpoint& peer, LiveList::iterator self);
@@ -192,9 +202,14 @@ class Server {
   RequestHandler handler_;
   unsigned max_connections_;
   Endpoint local_;
-  Fd listener_;
+  Fd listener_;                        // shut down by a stop, closed with the server
   StopState stop_;                     // how connections learn of a stop
+  ComputeGate gate_;                   // slow requests take turns here
   std::unique_ptr<EventLoops> loops_;  // coroutine mode
+
+  std::atomic<bool> stop_called_{false};
+  std::uint64_t backlog_told_ = 0;        // by stop(), before it posts
+  std::binary_semaphore stop_posted_{0};  // stop() has been called: the supervisor takes over
 
   std::mutex mutex_;  // guards everything below; taken per connection, never per request
   // Signalled by stop(), and while stopping by every connection or thread

@@ -1,0 +1,70 @@
+// How many slow requests are computed at once, whatever the mode: at most
+// `limit` (by default one per CPU), the others waiting their turn in the
+// order they came. With more computations than CPUs, each would get a share
+// of a core and quick requests would wait for one behind them; with at most
+// one per CPU, a quick request finds a core at once. Go sets no such limit.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "fib/core/fib.h"
+
+namespace fib {
+
+class ComputeGate {
+ public:
+  // 0: no limit.
+  explicit ComputeGate(unsigned limit) : limit_(limit) {}
+  ComputeGate(const ComputeGate&) = delete;
+  ComputeGate& operator=(const ComputeGate&) = delete;
+
+  // A turn to compute, held until it is destroyed.
+  class Turn {
+   public:
+    Turn() = default;
+    explicit Turn(ComputeGate* gate) : gate_(gate) {}
+    Turn(Turn&& other) noexcept : gate_(other.gate_) { other.gate_ = nullptr; }
+    Turn& operator=(Turn&&) = delete;
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    ~Turn() {
+      if (gate_ != nullptr) gate_->leave();
+    }
+    // False when the wait for it was cancelled.
+    bool held() const { return held_; }
+
+   private:
+    friend class ComputeGate;
+    ComputeGate* gate_ = nullptr;  // to give the turn back to
+    bool held_ = true;
+  };
+
+  // Waits for a turn. Gives up, with a turn not held, when `cancel` asks to
+  // at the start or once wake_all() has been called.
+  Turn enter(Cancel& cancel);
+  // Has every waiter ask its Cancel again: call after setting what it reads
+  // (a stop giving up on requests).
+  void wake_all();
+
+  unsigned limit() const { return limit_; }
+  // Computations running, and waiting for a turn.
+  std::uint64_t running() const;
+  std::uint64_t waiting() const;
+
+ private:
+  struct Waiter {
+    std::condition_variable turn;
+    bool admitted = false;
+  };
+  void leave();
+
+  const unsigned limit_;
+  mutable std::mutex mutex_;
+  unsigned running_ = 0;
+  std::deque<Waiter*> queue_;  // first come, first served
+};
+
+}  // namespace fib
