@@ -26,7 +26,7 @@ inline const CLI::Validator kHostPort(
         return std::string(e.what());
       }
     },
-    "HOST:PORT");
+    "");
 
 // A number written the plain decimal way: digits with an optional sign,
 // fraction and exponent ("2", "0.5", "1e3"). NaN, infinities and hexadecimal
@@ -54,7 +54,32 @@ inline CLI::Validator decimal_between(double low, double high, std::string_view 
             if ((zero_is_off && *value == 0) || (*value >= low && *value <= high)) return std::string();
             return fmt::format("{} is out of range; give {}", text, accepted);
           },
-          unit == "seconds" ? "SECONDS" : "NUMBER"};
+          ""};
+}
+
+// A whole-number option from `low` to `high`, else a message that says what
+// is accepted.
+template <typename Integer>
+CLI::Validator whole_between(Integer low, Integer high) {
+  const std::string accepted = fmt::format("give a whole number from {} to {}", low, high);
+  return {[=](const std::string& text) {
+            Integer value{};
+            const char* const end = text.data() + text.size();
+            const auto [stop, error] = std::from_chars(text.data(), end, value);
+            const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+            if (!digits) return fmt::format("{} is not a whole number; {}", text, accepted);
+            if (error != std::errc() || stop != end || value < low || value > high)
+              return fmt::format("{} is out of range; {}", text, accepted);
+            return std::string();
+          },
+          ""};
+}
+
+// `validator` without its description, which CLI11 would add to the type
+// name in --help (UINT:UINT in [1 - 1024]): the option's help says it.
+inline CLI::Validator quiet(CLI::Validator validator) {
+  validator.description("");
+  return validator;
 }
 
 // Parses argv; returns the exit status to leave with (0 after --help or
@@ -69,7 +94,12 @@ inline int parse(CLI::App& app, int argc, char** argv) {
       const bool number = arg.size() > 1 && (std::isdigit(static_cast<unsigned char>(arg[1])) != 0 || arg[1] == '.');
       if (arg.size() < 2 || arg[0] != '-' || number) continue;  // a positional, or a value such as -5
       const std::string name = arg.starts_with("--") ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
-      if (app.get_option_no_throw(name) == nullptr) throw CLI::ExtrasError({name});
+      if (app.get_option_no_throw(name) != nullptr) continue;
+      if (name == "--port" || name == "-p" || name == "--host" || name == "--address")
+        throw CLI::ValidationError(name,
+                                   "there is no such option: the address is the argument, HOST:PORT, for "
+                                   "instance 127.0.0.1:25000, or :25000 for every interface");
+      throw CLI::ExtrasError({name});
     }
     app.parse(argc, argv);
     return -1;

@@ -2,6 +2,7 @@
 // the library.
 #include <pthread.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -69,26 +71,31 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   double stats_interval_s = 0.0;
 
   CLI::App app{
-      "Thread-per-connection TCP Fibonacci server. Send a number n and a newline;\n"
-      "the answer is fib(n) and a newline, or a line starting \"error: \"."};
+      "TCP Fibonacci server. Send a number n and a newline; the answer is fib(n) and a newline, or a line starting "
+      "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops. "
+      "SIGINT, SIGTERM or SIGHUP stop it gracefully. Exit status: 0 stopped by a signal; 1 could not start (the "
+      "message says why) or a second signal came; 2 bad usage."};
   app.set_version_flag("--version", "fib_server " FIB_SERVER_VERSION);
   app.add_option("address", address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
       ->capture_default_str()
+      ->type_name("ADDRESS")
       ->check(fib::cli::kHostPort);
   app.add_option("--mode", mode,
                  "thread: one thread per connection; sequential: one connection at a time; coroutine: a coroutine "
                  "per connection on event loops, slow requests on worker threads")
       ->capture_default_str()
-      ->check(CLI::IsMember({"thread", "sequential", "coroutine"}));
+      ->type_name("MODE")
+      ->check(fib::cli::quiet(CLI::IsMember({"thread", "sequential", "coroutine"})));
   app.add_option("--threads", config.threads,
-                 fmt::format("coroutine mode: event-loop threads (default: the CPUs this process may use, {})",
-                             fib::usable_cpus()))
-      ->check(CLI::Range(1u, 1024u));
+                 "coroutine mode: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
+      ->type_name("N")
+      ->check(fib::cli::whole_between(1U, 1024U));
   app.add_option("--workers", config.workers,
                  fmt::format("coroutine mode: threads computing slow requests (recursive n of {} or more), at a lower "
-                             "priority than the loops (default: the CPUs this process may use, {})",
-                             fib::kSlowRecursiveN, fib::usable_cpus()))
-      ->check(CLI::Range(1u, 1024u));
+                             "priority than the loops, 1 to 1024 (default: the CPUs this process may use)",
+                             fib::kSlowRecursiveN))
+      ->type_name("N")
+      ->check(fib::cli::whole_between(1U, 1024U));
   // Options that mean nothing in the mode chosen are refused, not ignored;
   // so is a recursive cap no request could live up to.
   app.callback([&] {
@@ -107,45 +114,54 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   app.add_option("--algorithm", algorithm,
                  "recursive: the naive doubly recursive fib, deliberately CPU-bound; iterative: a loop")
       ->capture_default_str()
-      ->check(CLI::IsMember({"recursive", "iterative"}));
+      ->type_name("ALGORITHM")
+      ->check(fib::cli::quiet(CLI::IsMember({"recursive", "iterative"})));
   app.add_option("--max-n", config.max_n,
                  fmt::format("largest n answered; larger ones get an error line (default {} with recursive, {} with "
                              "iterative; at most {} with recursive, {} with iterative)",
                              fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxRecursive, fib::kMaxIndex))
-      ->check(CLI::Range(1u, fib::kMaxIndex));
+      ->type_name("N")
+      ->check(fib::cli::whole_between(1U, fib::kMaxIndex));
   app.add_option("--max-computing", config.max_computing,
-                 fmt::format("slow requests (recursive n of {} or more) computed at once, in every mode; the others "
-                             "wait their turn in order, so that quick requests always find a CPU (default: the CPUs "
-                             "this process may use, {}; 0: no limit, as Go has none)",
-                             fib::kSlowRecursiveN, fib::usable_cpus()))
-      ->check(CLI::Range(0u, 1024u));
+                 fmt::format("slow requests (recursive n of {} or more) computed at once, in every mode, 0 to 1024; "
+                             "the others wait their turn in order, so that quick requests always find a CPU "
+                             "(default: the CPUs this process may use; 0: no limit, as Go has none)",
+                             fib::kSlowRecursiveN))
+      ->type_name("N")
+      ->check(fib::cli::whole_between(0U, 1024U));
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "
-                 "answered yet are given up")
+                 "answered yet are given up (0 to 86400)")
       ->capture_default_str()
-      ->check(fib::cli::decimal_between(0, 86400, "seconds"));
+      ->type_name("SECONDS")
+      ->check(fib::cli::quiet(fib::cli::decimal_between(0, 86400, "seconds")));
   app.add_option("--max-connections", config.max_connections,
                  "connections served at once; a client over the limit gets an error line and is closed (default: "
-                 "the descriptor limit less 16)")
-      ->check(CLI::Range(1u, 10'000'000u));
+                 "the descriptor limit less 16; at most 10000000)")
+      ->type_name("N")
+      ->check(fib::cli::whole_between(1U, 10'000'000U));
   app.add_option("--idle-timeout", idle_timeout_s,
                  "seconds; a connection that completes no valid request, or cannot send its replies, for this long "
                  "is closed (0: never; else 0.001 to 86400)")
       ->capture_default_str()
-      ->check(kOffOrMilliseconds);
+      ->type_name("SECONDS")
+      ->check(fib::cli::quiet(kOffOrMilliseconds));
   app.add_option("--stats-interval", stats_interval_s,
                  "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
                  "errors), also logged at shutdown (0: none; else 0.001 to 86400)")
       ->capture_default_str()
-      ->check(kOffOrMilliseconds);
+      ->type_name("SECONDS")
+      ->check(fib::cli::quiet(kOffOrMilliseconds));
   std::string metrics_address;
   app.add_option("--metrics", metrics_address,
                  "HOST:PORT or :PORT (every IPv4 interface) to serve Prometheus metrics on, at /metrics (for instance "
                  "127.0.0.1:9464; IPv4 only; port 0 picks a free port; default: none)")
+      ->type_name("ADDRESS")
       ->check(fib::cli::kHostPort);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->type_name("LEVEL")
+      ->check(fib::cli::quiet(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"})));
 
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
   const auto milliseconds = [](double seconds) {
@@ -217,6 +233,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     // shown whatever --log-level says.
     flush_or_exit(1);
     fmt::print(stderr, "fib_server: {}\n", e.what());
+    if (std::string_view(e.what()).ends_with(std::strerror(EADDRINUSE)))
+      fmt::print(stderr,
+                 "fib_server: another program listens there (`ss -ltnp` names it): stop it, or choose another port "
+                 "(port 0 picks a free one)\n");
     return 1;
   }
   spdlog::info("stopped");

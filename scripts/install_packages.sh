@@ -8,9 +8,22 @@ for package in "$@"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 ((${#missing[@]})) || exit 0
-echo "installing ${missing[*]}" >&2
+echo "installing ${#missing[@]} Debian package(s) with apt-get: ${missing[*]}" >&2
 sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install_packages.sh: installing packages needs root, and sudo is not installed: run this as root" \
+      "(for instance: su -c 'bash $0 ${missing[*]}'), or install sudo and allow this user to use it" >&2
+    exit 1
+  fi
+  if ! sudo -n true 2>/dev/null; then
+    echo "install_packages.sh: installing packages needs root, and sudo asks this user for a password: run" \
+      "'sudo true' first (or run this as root), then run this again" >&2
+    exit 1
+  fi
+  sudo=(sudo -n)
+fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# apt's own progress: what it fetches, unpacks and sets up, one line each.
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}"

@@ -113,6 +113,9 @@ TEST(Program, PortInUseExitsAtOnceNamingTheAddress) {
   EXPECT_EQ(second.wait_exit(5s), 1);
   EXPECT_NE(second.log().find("cannot listen on " + address + ": bind: Address already in use"), std::string::npos)
       << second.log();
+  EXPECT_NE(second.log().find("another program listens there (`ss -ltnp` names it): stop it, or choose another port"),
+            std::string::npos)
+      << second.log();
 }
 
 TEST(Program, TimeoutsBelowAMillisecondAreRefused) {
@@ -220,6 +223,38 @@ TEST(Program, FatalErrorsAreShownWhateverTheLogLevel) {
   EXPECT_EQ(second.wait_exit(5s), 1);
   EXPECT_NE(second.log().find("cannot listen on " + address + ": bind: Address already in use"), std::string::npos)
       << second.log();
+}
+
+// What a new user types first, and what they are told to type instead.
+TEST(Program, UsageMistakesSayWhatToTypeInstead) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--port", "25101"},
+       "--port: there is no such option: the address is the argument, HOST:PORT, for instance "
+       "127.0.0.1:25000, or :25000 for every interface"},
+      {{"-p", "25101"}, "-p: there is no such option: the address is the argument"},
+      {{"25101"}, "missing ':PORT'; for port 25101, write :25101 (every interface) or 127.0.0.1:25101"},
+      {{"--threads", "abc", "--mode", "coroutine"},
+       "--threads: abc is not a whole number; give a whole number from 1 "
+       "to 1024"},
+      {{"--max-n", "94"}, "--max-n: 94 is out of range; give a whole number from 1 to 93"},
+      {{"--max-computing", "-1"}, "--max-computing: -1 is not a whole number; give a whole number from 0 to 1024"}};
+  for (const auto& [args, message] : cases) {
+    ServerProcess server(args);
+    EXPECT_EQ(server.wait_exit(5s), 2) << args[0];
+    EXPECT_NE(server.log().find(message), std::string::npos) << server.log();
+  }
+}
+
+// --help opens with what the program is, in all three modes, and ends its
+// description with the exit statuses; no CLI11 type noise.
+TEST(Program, HelpSaysWhatItIsAndItsExitStatuses) {
+  ChildProcess help(FIB_SERVER_BIN, {"--help"});
+  EXPECT_EQ(help.wait_exit(5s), 0);
+  const std::string out = help.out();
+  EXPECT_TRUE(out.starts_with("TCP Fibonacci server.")) << out;
+  EXPECT_NE(out.find("Exit status: 0 stopped by a signal; 1 could not start"), std::string::npos) << out;
+  for (const char* noise : {"UINT", "TEXT", "FLOAT", "in [", "may use, "})
+    EXPECT_EQ(out.find(noise), std::string::npos) << noise << " in\n" << out;
 }
 
 TEST(Program, BadAddressIsAUsageError) {

@@ -27,7 +27,11 @@ HostPort parse_host_port(std::string_view text) {
     port = text.substr(close + 2);
   } else {
     const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) reject(text, "missing ':PORT'");
+    if (colon == std::string_view::npos) {
+      if (!text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos)
+        reject(text, fmt::format("missing ':PORT'; for port {0}, write :{0} (every interface) or 127.0.0.1:{0}", text));
+      reject(text, "missing ':PORT'");
+    }
     host = text.substr(0, colon);
     if (host.find(':') != std::string_view::npos) reject(text, "put an IPv6 address in brackets");
     port = text.substr(colon + 1);
