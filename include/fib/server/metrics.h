@@ -17,15 +17,17 @@ class Exposer;
 namespace fib {
 
 class Server;
+class ExposerThreads;
 
 class MetricsEndpoint {
  public:
   // Listens on `where`, an IPv4 address or a host name with one ("localhost"),
   // or every IPv4 interface for an empty host (Debian 12's civetweb, under
   // the exposer, has no IPv6), and serves `server`'s statistics until
-  // destroyed, from threads of its own. Throws std::runtime_error saying why
-  // when it cannot: "--metrics: cannot listen on 127.0.0.1:9464: bind:
-  // Address already in use".
+  // destroyed, from threads of its own: 128 workers, each client given 1 s
+  // for its request's headers (metrics.cpp says why). Throws
+  // std::runtime_error saying why when it cannot: "--metrics: cannot listen
+  // on 127.0.0.1:9464: bind: Address already in use".
   MetricsEndpoint(const HostPort& where, Server& server);
   ~MetricsEndpoint();
   MetricsEndpoint(const MetricsEndpoint&) = delete;
@@ -36,8 +38,8 @@ class MetricsEndpoint {
 
  private:
   std::shared_ptr<prometheus::Collectable> collector_;
+  std::unique_ptr<ExposerThreads> threads_;  // outlives the exposer's threads
   std::unique_ptr<prometheus::Exposer> exposer_;
-  HostPort listening_;  // where a client reaches it
   std::string url_;
 };
 
