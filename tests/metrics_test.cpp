@@ -316,6 +316,12 @@ TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
   client.send("42\n");  // a few hundred milliseconds of work
   const Samples samples = server.scrape_until([&](const Samples& s) { return holds(s, busy, 1); });
   EXPECT_EQ(samples.at(busy), 1);
+  EXPECT_EQ(
+      server
+          .scrape_until([](const Samples& s) { return holds(s, R"(fib_server_slow_requests{state="computing"})", 1); })
+          .at(R"(fib_server_slow_requests{state="computing"})"),
+      1);
+  EXPECT_EQ(samples.at("fib_server_max_computing"), static_cast<double>(usable_cpus()));
   EXPECT_EQ(client.read_line(30s), std::to_string(fib_iterative(42)));
   if (mode() == Mode::coroutine) {
     EXPECT_GT(samples.at("fib_server_event_loop_cpu_seconds_total"), 0);

@@ -234,6 +234,13 @@ class ServerCollector : public prometheus::Collectable {
                                 "closed for idling or a stop aside)",
                                 MetricType::Counter, "kind", kinds, stats.replies.errors));
     families.push_back(service_time_histogram(stats.service_times));
+    families.push_back(one("fib_server_max_computing",
+                           "Slow requests computed at once at most (--max-computing; 0: no "
+                           "limit)",
+                           MetricType::Gauge, server_.max_computing()));
+    families.push_back(by_label("fib_server_slow_requests", "Slow requests being computed, or waiting for their turn",
+                                MetricType::Gauge, "state", std::array<const char*, 2>{"computing", "waiting_turn"},
+                                std::array<std::uint64_t, 2>{stats.computing, stats.waiting_to_compute}));
     if (config.mode == Mode::thread) {
       families.push_back(by_label("fib_server_connection_threads",
                                   "Connection threads: busy serving a connection, or parked for the next one",
