@@ -23,7 +23,7 @@ included), read from the first of these that works (CPU_SOURCE below):
 Writes results.json, results.md and sweep_*.png
 into OUT, and fails when a server answered wrongly or a figure is missing.
 A full run (no QUICK, no SECTIONS) writes to bench/results by default and
-replaces the README's copy of the tables; a quick or partial one writes to
+replaces the README's headline and docs/performance.md's copy of the tables; a quick or partial one writes to
 build/compare unless OUT says otherwise, and leaves both alone.
 
 Usage: python3 bench/compare.py            measure (environment below)
@@ -676,6 +676,6 @@ if __name__ == "__main__":
     report.write(bench.results, OUT)
     if OUT == RESULTS and FULL:
         with open(os.path.join(OUT, "results.md")) as f:
-            if report.update_readme(os.path.join(REPO, "README.md"), f.read()):
-                log("README.md: the performance section now shows these results")
+            if report.update_docs(REPO, bench.results, f.read()):
+                log("README.md and docs/performance.md now show these results")
     sys.exit(report.check(OUT, SECTIONS))

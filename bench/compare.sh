@@ -10,7 +10,7 @@
 # Usage: bash bench/compare.sh
 #   environment: QUICK=1, ROUNDS (3), RUN_SECONDS (3), IDLE (10000),
 #   SECTIONS (a subset of table,sweep,floor,connections,demo,client),
-#   OUT (bench/results for a full run, which also updates the README;
+#   OUT (bench/results for a full run, which also updates the README and docs/performance.md;
 #   build/compare otherwise), BIN (build/bin; when set, nothing is built),
 #   BASELINE (another fib_server binary, measured beside the thread mode),
 #   CPU_SOURCE (auto; clock or stat: no cgroup, see bench/compare.py)

@@ -219,21 +219,51 @@ def plots(r, out):
 
 README_BEGIN = "<!-- bench/results/results.md begins: bench/compare.sh rewrites what follows -->"
 README_END = "<!-- bench/results/results.md ends -->"
+HEADLINE_BEGIN = "<!-- headline of bench/results: python3 bench/report.py docs rewrites what follows -->"
+HEADLINE_END = "<!-- headline ends -->"
+HEADLINE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]
 
 
-def update_readme(readme, md):
-    """Puts results.md between the README's markers, headings one level down
-    and the plots' paths from the repository's root."""
-    with open(readme) as f:
+def headline_md(r):
+    """The README's few lines: the write-up's table, its main columns, and
+    the plot of server CPU per request against connections."""
+    t = r["table"]
+    names = {key: row["name"] for key, row in r["servers"].items()}
+    out = [f"Measured {r['machine']['date']} on {r['machine']['cores']} cores, commit {r['machine']['commit']}; "
+           f"medians (min-max) of {r['settings']['rounds']} alternating runs "
+           "([how, and everything else measured](docs/performance.md)).", "",
+           f"| server | one client, fib(1), req/s | fib(30) latency, ms | three clients at once, req/s per client | "
+           f"server CPU per request at {t['fixed_rate']:,} req/s, us |", "| --- | --- | --- | --- | --- |"]
+    for key in HEADLINE:
+        row = t["rows"][key]
+        out.append(f"| {names[key]} | {cell(row['one_client_rps'])} | {cell(row['fib30_ms'])} | "
+                   f"{cell(row['three_clients_rps_per_client'])} | "
+                   f"{cell(row['cpu_us_per_request'])}{not_held(row['rate_held'])} |")
+    if "sweep" in r:
+        out += ["", "![server CPU per request against connections, closed loop, fib(1)](bench/results/sweep_cpu.png)"]
+    return "\n".join(out)
+
+
+def between(path, begin, end, body):
+    """Puts body between the markers of the file at path; False when it has none."""
+    with open(path) as f:
         text = f.read()
-    if README_BEGIN not in text or README_END not in text:
+    if begin not in text or end not in text:
         return False
-    body = md.replace("\n### ", "\n#### ").replace("](sweep_", "](bench/results/sweep_")
-    head, rest = text.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
-    with open(readme, "w") as f:
-        f.write(f"{head}{README_BEGIN}\n\n{body.strip()}\n\n{README_END}{tail}")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(f"{head}{begin}\n\n{body.strip()}\n\n{end}{tail}")
     return True
+
+
+def update_docs(repo, results, md):
+    """Puts results.md in docs/performance.md (headings one level down, the
+    plots' paths from docs/) and the headline in the README."""
+    body = md.replace("\n### ", "\n#### ").replace("](sweep_", "](../bench/results/sweep_")
+    full = between(os.path.join(repo, "docs", "performance.md"), README_BEGIN, README_END, body)
+    head = between(os.path.join(repo, "README.md"), HEADLINE_BEGIN, HEADLINE_END, headline_md(results))
+    return full and head
 
 
 def write(results, out):
@@ -336,3 +366,17 @@ def check(out, sections):
         print(f"compare: check: {problem}")
     print(f"compare: check: {'FAILED' if problems else 'every row present, every answer correct'} ({out})")
     return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    # python3 bench/report.py docs: the README's headline and
+    # docs/performance.md from bench/results, as bench/compare.sh leaves them.
+    import sys
+    if sys.argv[1:] != ["docs"]:
+        sys.exit("usage: python3 bench/report.py docs")
+    here = os.path.dirname(os.path.abspath(__file__))
+    results_dir = os.path.join(here, "results")
+    with open(os.path.join(results_dir, "results.json")) as f:
+        measured = json.load(f)
+    with open(os.path.join(results_dir, "results.md")) as f:
+        sys.exit(0 if update_docs(os.path.dirname(here), measured, f.read()) else 1)

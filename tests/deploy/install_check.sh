@@ -12,7 +12,7 @@ trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 doc=share/doc/fib-server
 for file in bin/fib_server bin/fib_perf share/man/man1/fib_server.1.gz share/man/man1/fib_perf.1.gz \
-            $doc/README.md $doc/LICENSE $doc/CHANGELOG.md $doc/examples/fib_server.service $doc/examples/haproxy.cfg \
+            $doc/README.md $doc/docs/server.md $doc/docs/operations.md $doc/LICENSE $doc/CHANGELOG.md $doc/examples/fib_server.service $doc/examples/haproxy.cfg \
             $doc/examples/prometheus.yml $doc/examples/fib_server.rules.yml; do
   [ -e "$prefix/$file" ] || { echo "install_check: missing $file" >&2; exit 1; }
 done
