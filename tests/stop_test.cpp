@@ -154,9 +154,10 @@ TEST_P(StopTest, ManySlowRequestsStopWithinTheTimeout) {
 // most expensive answers: the stop begins at once (logged, no client
 // accepted from then on) and ends within the timeout plus the margin,
 // whether slow requests take turns (the default) or all run at once
-// (--max-computing 0, as Go would: then every thread of the server, the one
-// that stops it among them, gets a few hundredth of a CPU, and the bound on
-// the first log line is looser).
+// (--max-computing 0, as Go would: then every other thread of the server,
+// the one that stops it among them, gets a few hundredths of a CPU beside
+// hundreds of computations, and the bound on the first log line is looser:
+// 0.2 to 2 s was seen, against 10 s to never before).
 void expect_stop_begins_at_once_while_connections_start(const std::vector<std::string>& args,
                                                         Clock::duration log_within) {
   raise_descriptor_limit();
@@ -202,7 +203,7 @@ TEST_P(StopTest, StopBeginsAtOnceWhileHundredsOfConnectionsStart) {
 
 TEST_P(StopTest, StopBeginsAtOnceWhileHundredsOfComputationsStart) {
   expect_stop_begins_at_once_while_connections_start(
-      args({"127.0.0.1:0", "--shutdown-timeout", "2", "--max-computing", "0"}), 2s);
+      args({"127.0.0.1:0", "--shutdown-timeout", "2", "--max-computing", "0"}), 5s);
 }
 
 // A client that asks for far more than the socket buffers hold and never
