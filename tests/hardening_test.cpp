@@ -305,6 +305,11 @@ TEST_P(HardeningTest, SlowRequestsOfClientsThatResetAreDropped) {
 // workers.
 void expect_quick_requests_never_starve(const ServerConfig& config) {
   RunningServer running(config);
+  // Every thread is up once the first answer comes (1024 workers take a
+  // while to start under a sanitizer).
+  Client quick(running.port());
+  quick.send("1\n");
+  ASSERT_EQ(quick.read_line(30s), "1");
   constexpr int kConnections = 20, kEach = 3;
   constexpr unsigned kN = 37;
   std::string requests;
@@ -315,7 +320,6 @@ void expect_quick_requests_never_starve(const ServerConfig& config) {
     slow.back()->send(requests);
   }
   std::this_thread::sleep_for(100ms);
-  Client quick(running.port());
   std::vector<double> waits_ms;
   std::uint64_t most_computing = 0;
   const auto until = std::chrono::steady_clock::now() + 1500ms;

@@ -98,13 +98,10 @@ void Server::supervise() {
     last_requests = requests;
   };
 
-  while (!stop_.stopping()) {
-    if (!reporting) {
-      stop_posted_.acquire();
-    } else if (!stop_posted_.try_acquire_for(config_.stats_interval)) {
-      report(false);
-    }
-  }
+  // Until stop() has posted, not merely begun: what it wrote before posting
+  // is read below.
+  if (!reporting) stop_posted_.acquire();
+  while (reporting && !stop_posted_.try_acquire_for(config_.stats_interval)) report(false);
   std::unique_lock lock(mutex_, std::defer_lock);
   begin_stopping(lock);
   const auto wake_all = [this] {
