@@ -16,6 +16,9 @@
 // The exit status when every answer was right but --rate was not kept: the
 // figures describe a lighter load than the one asked for.
 constexpr int kRateNotHeld = 3;
+// The exit status when every answer was right but some connections got none
+// while the others did: the figures describe fewer connections than asked for.
+constexpr int kStarved = 4;
 
 // What can fail at run time is caught below; anything else (out of memory
 // while parsing the command line) may end the program as an uncaught
@@ -31,8 +34,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
       "Load generator for fib_server. Closed loop by default (each connection sends its next request as soon as "
       "an answer comes back); open loop at a fixed total rate with --rate. Checks every answer. Runs until "
       "--duration or --requests is reached, whichever comes first, or until Ctrl-C. Exit status: 0 every answer "
-      "right; 1 any error (wrong answers, error replies, timeouts, lost connections); 2 bad usage; 3 no errors, "
-      "but the --rate was not kept."};
+      "right; 1 any error (wrong answers, error replies, timeouts, lost connections, the server going away "
+      "mid-run); 2 bad usage; 3 no errors, but the --rate was not kept; 4 no errors, but some connections got no "
+      "answer while the others did (a server that serves one connection at a time). Where several apply, 1 is "
+      "given before 4, and 4 before 3."};
   app.set_version_flag("--version", "fib_perf " FIB_SERVER_VERSION);
   app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
       ->capture_default_str()
@@ -83,7 +88,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     } else {
       fmt::print("{}", fib::format_summary(summary));
     }
+    // Errors (the server going away included) first, then connections left
+    // unanswered, then the rate.
     if (!summary.clean()) return 1;
+    if (summary.starved > 0) return kStarved;
     return fib::rate_held(summary) ? 0 : kRateNotHeld;
   } catch (const std::exception& e) {
     fmt::print(stderr, "fib_perf: {}\n", e.what());

@@ -1,8 +1,10 @@
 // Covers the fib_perf program as users run it: its JSON summary and each
 // exit status, against the real fib_server on port 0.
+#include <csignal>
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -28,15 +30,81 @@ TEST(PerfProgram, HelpDescribesEveryOptionAndVersionIsPrinted) {
   EXPECT_EQ(version.out(), "fib_perf " FIB_SERVER_VERSION "\n");
 }
 
+// Against a sequential server, two of three connections get nothing: a
+// warning naming them, in text and JSON, and exit status 4.
+TEST(PerfProgram, ConnectionsLeftUnansweredAreAWarningAndExitFour) {
+  RunningServer server({.mode = Mode::sequential});
+  ChildProcess text(FIB_PERF_BIN, {address(server.port()), "-c", "3", "-d", "1"});
+  EXPECT_EQ(text.wait_exit(30s), 4) << text.out() << text.err();
+  EXPECT_TRUE(std::regex_search(text.out(), std::regex(R"(  connections   min 0\.0 req/s, max [0-9.]+ req/s; 2 of 3 )"
+                                                       R"(got no answer\n)")))
+      << text.out();
+  EXPECT_NE(text.out().find("  errors        0 ("), std::string::npos) << text.out();
+  EXPECT_NE(text.out().find("warning: 2 of the 3 connections got no answer while the other got "), std::string::npos)
+      << text.out();
+  ChildProcess json(FIB_PERF_BIN, {address(server.port()), "-c", "3", "-d", "1", "--json"});
+  EXPECT_EQ(json.wait_exit(30s), 4) << json.out() << json.err();
+  for (const char* key : {"\"errors\":0,", "\"starved_connections\":2,",
+                          "\"warnings\":[\"2 of the 3 connections got no answer while the other got "})
+    EXPECT_NE(json.out().find(key), std::string::npos) << key << " missing from " << json.out();
+}
+
+// fib_server stopped with SIGINT 1 s into a 2.5 s run: the summary says
+// when it stopped answering and for how long, and the headline rate is over
+// the time it answered, in text and JSON; exit status 1.
+TEST(PerfProgram, AServerThatGoesAwayMidRunIsReportedAsAnOutage) {
+  for (const bool as_json : {false, true}) {
+    ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0"});
+    const std::uint16_t port = server.wait_for_listening_port();
+    std::vector<std::string> args{address(port), "-c", "3", "-d", "2.5"};
+    if (as_json) args.emplace_back("--json");
+    ChildProcess perf(FIB_PERF_BIN, args);
+    std::this_thread::sleep_for(1s);
+    server.signal(SIGINT);
+    EXPECT_EQ(server.wait_exit(10s), 0);
+    EXPECT_EQ(perf.wait_exit(30s), 1) << perf.out() << perf.err();
+    const std::string out = perf.out();
+    std::smatch m;
+    if (as_json) {
+      ASSERT_TRUE(std::regex_search(out, m,
+                                    std::regex(R"("seconds":(2\.[0-9]+),"requests":([0-9]+),"rps":([0-9.]+),)"
+                                               R"("answering_seconds":([0-9.]+),"rps_whole_run":[0-9.]+,)"
+                                               R"("outages":\[\{"at_s":([0-9.]+),"for_s":([0-9.]+),"to_end":true\}\],)"
+                                               R"("outage_count":1,"not_answering_seconds":([0-9.]+),)")))
+          << out;
+      const double answering = std::stod(m[4]), at = std::stod(m[5]);
+      EXPECT_NEAR(at, 1.0, 0.5) << out;
+      EXPECT_NEAR(answering, at, 0.002) << out;
+      EXPECT_NEAR(std::stod(m[1]), at + std::stod(m[6]), 0.002) << out;
+      EXPECT_NEAR(std::stod(m[3]), std::stod(m[2]) / answering, std::stod(m[3]) * 0.01 + 1) << out;
+      EXPECT_NE(out.find(R"("warnings":["the server stopped answering )"), std::string::npos) << out;
+    } else {
+      ASSERT_TRUE(std::regex_search(out, m,
+                                    std::regex(R"(  requests      [0-9]+ in 2\.[0-9]{2} s: [0-9.]+ req/s over the )"
+                                               R"(([0-9.]+) s the server answered \([0-9.]+ req/s over all )"
+                                               R"(2\.[0-9]{2} s\)\n  outage        not answering from ([0-9.]+) s )"
+                                               R"(into the run for the remaining [0-9.]+ s\n)")))
+          << out;
+      EXPECT_NEAR(std::stod(m[2]), 1.0, 0.5) << out;
+      EXPECT_EQ(m[1], m[2]) << out;  // it answered until it stopped
+      EXPECT_TRUE(std::regex_search(out, std::regex(R"(\nwarning: the server stopped answering [0-9.]+ s into the run )"
+                                                    R"(and did not answer again: [0-9.]+ s to the end; req/s is over )"
+                                                    R"(the [0-9.]+ s it answered\n)")))
+          << out;
+    }
+  }
+}
+
 TEST(PerfProgram, JsonSummaryHasTheDocumentedKeysAndExitsZero) {
   RunningServer server;
   ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-c", "2", "--requests", "300", "--json"});
   ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
   const std::string out = perf.out();
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;  // one object, one line
-  for (const char* key : {"\"requests\":300,", "\"rps\":", "\"errors\":0,", "\"wrong_answers\":0,",
-                          "\"connections\":2,", "\"latency_us\":{\"p50\":", "\"p90\":", "\"p99\":", "\"p999\":",
-                          "\"max\":", "\"per_connection_rps\":{\"min\":"}) {
+  for (const char* key :
+       {"\"requests\":300,", "\"rps\":", "\"errors\":0,", "\"wrong_answers\":0,", "\"connections\":2,",
+        "\"starved_connections\":0,", "\"outages\":[],", "\"outage_count\":0,", "\"latency_us\":{\"p50\":", "\"p90\":",
+        "\"p99\":", "\"p999\":", "\"max\":", "\"per_connection_rps\":{\"min\":"}) {
     EXPECT_NE(out.find(key), std::string::npos) << key << " missing from " << out;
   }
 }
