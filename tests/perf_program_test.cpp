@@ -30,6 +30,60 @@ TEST(PerfProgram, HelpDescribesEveryOptionAndVersionIsPrinted) {
   EXPECT_EQ(version.out(), "fib_perf " FIB_SERVER_VERSION "\n");
 }
 
+// --help names each option's type once, without CLI11's labels, and gives
+// every exit status.
+TEST(PerfProgram, HelpHasPlainTypeNamesAndEveryExitStatus) {
+  ChildProcess help(FIB_PERF_BIN, {"--help"});
+  EXPECT_EQ(help.wait_exit(5s), 0);
+  const std::string out = help.out();
+  for (const char* label : {"UINT", "FLOAT", "TEXT", " in ["})
+    EXPECT_EQ(out.find(label), std::string::npos) << label << " in " << out;
+  for (const char* option : {"address HOST:PORT=127.0.0.1:25000", "-c,--connections N=1", "-n,--number N=1",
+                             "-d,--duration SECONDS ", "--requests N ", "--rate RATE ", "--pipeline N=1",
+                             "--warmup SECONDS=0", "--timeout SECONDS=10", "; 1 to 100000", "; 0 to 93"})
+    EXPECT_NE(out.find(option), std::string::npos) << option << " missing from " << out;
+  EXPECT_NE(out.find("4 no errors, but some connections got no answer while the others did"), std::string::npos) << out;
+}
+
+// Whole-number options say whether the value is not a whole number or out
+// of range, and what they accept.
+TEST(PerfProgram, IntegerOptionsSayWhatIsWrongAndWhatTheyAccept) {
+  const std::vector<std::pair<std::string, std::string>> options = {{"--connections", "give from 1 to 100000"},
+                                                                    {"--number", "give from 0 to 93"},
+                                                                    {"--requests", "give from 1 to 1000000000000"},
+                                                                    {"--pipeline", "give from 1 to 10000"}};
+  for (const auto& [option, accepted] : options) {
+    for (const char* value : {"abc", "1.5", "1e3", "0x10", "3x", "+"}) {
+      ChildProcess perf(FIB_PERF_BIN, {option + "=" + value});
+      EXPECT_EQ(perf.wait_exit(5s), 2) << option << " " << value;
+      EXPECT_NE(perf.err().find(option + ": " + value + " is not a whole number; " + accepted), std::string::npos)
+          << option << " " << value << ": " << perf.err();
+    }
+    for (const char* value : {"-1", "100001", "99999999999999999999", "1000000000001"}) {
+      if (option == "--requests" && std::string(value) == "100001") continue;  // in its range
+      ChildProcess perf(FIB_PERF_BIN, {option + "=" + value});
+      EXPECT_EQ(perf.wait_exit(5s), 2) << option << " " << value;
+      EXPECT_NE(perf.err().find(option + ": " + value + " is out of range; " + accepted), std::string::npos)
+          << option << " " << value << ": " << perf.err();
+    }
+  }
+  ChildProcess zero(FIB_PERF_BIN, {"-c", "0"});
+  EXPECT_EQ(zero.wait_exit(5s), 2);
+  EXPECT_NE(zero.err().find("--connections: 0 is out of range; give from 1 to 100000"), std::string::npos)
+      << zero.err();
+  ChildProcess abc(FIB_PERF_BIN, {"-n", "abc"});
+  EXPECT_EQ(abc.wait_exit(5s), 2);
+  EXPECT_NE(abc.err().find("--number: abc is not a whole number; give from 0 to 93"), std::string::npos) << abc.err();
+}
+
+// A leading zero is decimal, not octal as CLI11 would read it: 010 is 10.
+TEST(PerfProgram, WholeNumbersAreDecimal) {
+  RunningServer server;
+  ChildProcess perf(FIB_PERF_BIN, {address(server.port()), "-n", "010", "-c", "+2", "--requests", "4"});
+  ASSERT_EQ(perf.wait_exit(30s), 0) << perf.err();
+  EXPECT_NE(perf.out().find(", 2 connections, fib(10), "), std::string::npos) << perf.out();
+}
+
 // Against a sequential server, two of three connections get nothing: a
 // warning naming them, in text and JSON, and exit status 4.
 TEST(PerfProgram, ConnectionsLeftUnansweredAreAWarningAndExitFour) {
