@@ -64,6 +64,9 @@ TEST(LoadGenerator, StopsAfterExactlyTheRequestsAsked) {
   EXPECT_EQ(s.unsent, 0u);
   EXPECT_GT(s.min_connection_rps, 0.0);
   EXPECT_EQ(s.uncorrected, nullptr);
+  EXPECT_EQ(s.starved, 0u);
+  EXPECT_EQ(s.outage_count, 0u);
+  EXPECT_EQ(s.answering(), s.measured);
 }
 
 TEST(LoadGenerator, PipelinedRequestsAreAllAnsweredAndChecked) {
@@ -229,6 +232,139 @@ TEST(LoadGenerator, StoppingLineCountsAsTheServerClosingNotAsAWrongAnswer) {
   EXPECT_EQ(s.requests, 0u);
   EXPECT_EQ(s.errors.reset_or_eof, 5u);
   EXPECT_EQ(s.errors.wrong_answer, 0u);
+}
+
+// A sequential server serves the first connection only: the other two get
+// nothing, without an error, and are counted as starved.
+TEST(LoadGenerator, ConnectionsASequentialServerLeavesWaitingAreStarved) {
+  RunningServer server({.mode = Mode::sequential});
+  LoadConfig c = load(server.port());
+  c.connections = 3;
+  c.duration = from_seconds(1.0);
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_GT(s.requests, 0u);
+  EXPECT_EQ(s.starved, 2u);
+  EXPECT_EQ(s.min_connection_rps, 0.0);
+  EXPECT_TRUE(s.clean());  // no errors: starved is a verdict of its own
+  EXPECT_EQ(s.outage_count, 0u);
+}
+
+// Connections that had nothing to ask are not starved: a --requests share
+// of 0, or nothing due under a low --rate.
+TEST(LoadGenerator, ConnectionsWithNothingToAskAreNotStarved) {
+  RunningServer server;
+  LoadConfig c = load(server.port());
+  c.connections = 3;
+  c.requests = 2;  // the third connection's share is 0
+  Summary s = LoadGenerator(c).run();
+  EXPECT_EQ(s.requests, 2u);
+  EXPECT_EQ(s.starved, 0u);
+  c.requests.reset();
+  c.rate = 1;  // one every 3 s each, due at 0, 1 and 2 s: in 0.9 s only the first connection has one due
+  c.duration = from_seconds(0.9);
+  s = LoadGenerator(c).run();
+  EXPECT_GE(s.requests, 1u);
+  EXPECT_EQ(s.starved, 0u);
+}
+
+// With a warm-up, the waiting connections' requests went out in the warm-up:
+// they are starved all the same.
+TEST(LoadGenerator, ConnectionsLeftWaitingSinceTheWarmupAreStarved) {
+  RunningServer server({.mode = Mode::sequential});
+  LoadConfig c = load(server.port());
+  c.connections = 2;
+  c.warmup = from_seconds(0.3);
+  c.duration = from_seconds(0.5);
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_GT(s.requests, 0u);
+  EXPECT_EQ(s.starved, 1u);
+}
+
+// The server stops 0.8 s into a 2.5 s run and never comes back: one outage
+// from its last answer to the end, and the headline rate is over the time
+// it answered.
+TEST(LoadGenerator, AServerThatGoesAwayIsAnOutageToTheEnd) {
+  RunningServer server;
+  LoadConfig c = load(server.port());
+  c.connections = 2;
+  c.duration = from_seconds(2.5);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(800ms);
+    server.stop_and_join();
+  });
+  const Summary s = LoadGenerator(c).run();
+  stopper.join();
+  EXPECT_GT(s.requests, 0u);
+  EXPECT_GT(s.errors.connect, 0u);
+  EXPECT_FALSE(s.clean());
+  ASSERT_EQ(s.outage_count, 1u);
+  ASSERT_EQ(s.outages.size(), 1u);
+  const Outage& o = s.outages[0];
+  EXPECT_TRUE(o.to_end);
+  EXPECT_NEAR(to_seconds(o.at), 0.8, 0.4);
+  EXPECT_NEAR(to_seconds(o.at + o.length), to_seconds(s.measured), 0.001);
+  EXPECT_EQ(s.not_answering, o.length);
+  EXPECT_EQ(s.answering(), o.at);
+  EXPECT_DOUBLE_EQ(s.rps(), static_cast<double>(s.requests) / to_seconds(o.at));
+  EXPECT_GT(s.rps(), 2 * s.rps_whole_run());  // not averaged over the 1.7 s of silence
+  // Each connection's rate is over the time the server answered, too.
+  EXPECT_GT(s.max_connection_rps * 2 * to_seconds(o.at), static_cast<double>(s.requests) * 0.99);
+}
+
+// Answers "1" except between 0.6 s and 1.2 s after the first request, when
+// it reads requests and answers none.
+std::function<void(int)> silent_for_a_while() {
+  auto first = std::make_shared<std::atomic<std::int64_t>>(0);
+  return [first](int fd) {
+    char buffer[4096];
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 2000) <= 0) return;
+      const std::ptrdiff_t n = receive_some(fd, buffer);
+      if (n <= 0) return;
+      const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+      std::int64_t expected = 0;
+      first->compare_exchange_strong(expected, now);
+      const auto since_first = std::chrono::steady_clock::duration(now - first->load());
+      if (since_first >= 600ms && since_first < 1200ms) continue;
+      for (std::ptrdiff_t i = 0; i < n; ++i) {
+        if (buffer[i] == '\n' && !send_all(fd, "1\n")) return;
+      }
+    }
+  };
+}
+
+TEST(LoadGenerator, AServerSilentForAWhileIsAnOutageInTheMiddle) {
+  ScriptedServer server(silent_for_a_while());
+  LoadConfig c = load(server.port());
+  c.connections = 2;
+  c.duration = from_seconds(2.0);
+  c.timeout = from_seconds(0.2);  // the unanswered requests time out, the connections start again
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_GT(s.errors.timeout, 0u);
+  ASSERT_EQ(s.outage_count, 1u);
+  const Outage& o = s.outages[0];
+  EXPECT_FALSE(o.to_end);
+  EXPECT_NEAR(to_seconds(o.at), 0.6, 0.3);
+  EXPECT_GE(to_seconds(o.length), 0.55);  // the 0.6 s of silence, and up to a timeout more
+  EXPECT_LE(to_seconds(o.length), 1.2);
+  EXPECT_EQ(s.answering(), s.measured - o.length);
+}
+
+// A server that closes a connection with nothing in flight (an idle one)
+// has not stopped answering: the connection reconnects, no outage.
+TEST(LoadGenerator, AnIdleConnectionClosedIsNoOutage) {
+  ScriptedServer closer([](int fd) {  // answers one request per connection, then hangs up
+    char buffer[64];
+    if (receive_some(fd, buffer) > 0) send_all(fd, "1\n");
+  });
+  LoadConfig c = load(closer.port());
+  c.rate = 20;  // 50 ms between requests: the close comes between them
+  c.duration = from_seconds(1.0);
+  const Summary s = LoadGenerator(c).run();
+  EXPECT_GT(s.requests, 10u);
+  EXPECT_EQ(s.outage_count, 0u);
+  EXPECT_EQ(s.errors.total(), 0u);
 }
 
 TEST(LoadGenerator, UnreachableServerFailsAtOnce) {

@@ -69,5 +69,45 @@ TEST(Warnings, ConnectionsThatGaveUp) {
   EXPECT_TRUE(client_warnings(s, seconds(10))[0].starts_with("3 connections gave up"));
 }
 
+TEST(Warnings, ConnectionsLeftWithoutAnAnswer) {
+  Summary s = quiet();
+  s.config.connections = 3;
+  s.requests = 1000;
+  s.starved = 2;
+  EXPECT_EQ(client_warnings(s, seconds(10)),
+            std::vector<std::string>{
+                "2 of the 3 connections got no answer while the other got 1000: the server served only some of them "
+                "(fib_server --mode sequential serves one connection at a time); the figures are those of 1 "
+                "connection, not 3"});
+  s.config.connections = 4;
+  s.starved = 1;
+  EXPECT_TRUE(
+      client_warnings(s, seconds(10))[0].starts_with("1 of the 4 connections got no answer while the others "
+                                                     "got 1000"));
+}
+
+TEST(Warnings, TheServerStoppedAnswering) {
+  Summary s = quiet();
+  s.measured = seconds(4);
+  s.outages = {{std::chrono::milliseconds(1500), std::chrono::milliseconds(2500), true}};
+  s.outage_count = 1;
+  s.not_answering = std::chrono::milliseconds(2500);
+  EXPECT_EQ(client_warnings(s, seconds(10)),
+            std::vector<std::string>{"the server stopped answering 1.50 s into the run and did not answer again: "
+                                     "2.50 s to the end; req/s is over the 1.50 s it answered"});
+  s.outages[0].to_end = false;
+  s.outages[0].length = std::chrono::milliseconds(800);
+  s.not_answering = std::chrono::milliseconds(800);
+  EXPECT_EQ(client_warnings(s, seconds(10)),
+            std::vector<std::string>{
+                "the server stopped answering 1.50 s into the run for 0.80 s; req/s is over the 3.20 s it answered"});
+  s.outages.push_back({std::chrono::milliseconds(3000), std::chrono::milliseconds(200), false});
+  s.outage_count = 2;
+  s.not_answering = std::chrono::milliseconds(1000);
+  EXPECT_EQ(client_warnings(s, seconds(10)),
+            std::vector<std::string>{"the server stopped answering 2 times, 1.00 s in all, first 1.50 s into the run; "
+                                     "req/s is over the 3.00 s it answered"});
+}
+
 }  // namespace
 }  // namespace fib

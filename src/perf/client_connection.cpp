@@ -25,6 +25,9 @@ constexpr auto kReconnectPause = 100ms;
 // A request sent this long after it was due, with room in the pipeline, was
 // held up by the client itself.
 constexpr auto kLateSend = 1ms;
+// Silences kept per connection; past these, the last one is stretched to
+// cover the rest (a server that hangs up on every request).
+constexpr std::size_t kKeptSilences = 1000;
 
 std::uint64_t to_ns(Clock::duration d) {
   return static_cast<std::uint64_t>(
@@ -92,6 +95,7 @@ void ClientConnection::body() {
   run_.ready.count_down();
   run_.go.wait();
   const Clock::time_point began = Clock::now();
+  last_reply_ = run_.start;
   const CpuTimes cpu_before = cpu_times(RUSAGE_THREAD);
   if (!connected) {
     gave_up_ = true;
@@ -236,7 +240,7 @@ bool ClientConnection::receive() {
 }
 
 bool ClientConnection::take_answers(Clock::time_point now) {
-  bool framing_lost = false, server_stopping = false;
+  bool framing_lost = false, server_stopping = false, replied = false;
   {
     std::lock_guard lock(mutex_);
     while (const auto line = framer_.next_line()) {
@@ -244,6 +248,7 @@ bool ClientConnection::take_answers(Clock::time_point now) {
         server_stopping = true;
         break;
       }
+      replied = true;
       if (in_flight_.empty()) {  // an answer nobody asked for
         unexpected(*line);
         continue;
@@ -265,9 +270,24 @@ bool ClientConnection::take_answers(Clock::time_point now) {
       framing_lost = true;
     }
   }
+  if (replied) replied_at(now);
   if (framing_lost) lose_connection(&ErrorCounts::wrong_answer);
   if (server_stopping) lose_connection(&ErrorCounts::reset_or_eof);
   return !framing_lost && !server_stopping;
+}
+
+// The server answered: a silence since a lost connection ends here.
+void ClientConnection::replied_at(Clock::time_point now) {
+  if (lost_since_reply_) {
+    if (silences_.size() < kKeptSilences) {
+      silences_.push_back({last_reply_, now});
+    } else {
+      silences_.back().end = now;
+    }
+    lost_since_reply_ = false;
+  }
+  last_reply_ = now;
+  replied_ = true;
 }
 
 // False (and the connection dropped) if the oldest request is overdue.
@@ -294,6 +314,10 @@ void ClientConnection::lose_connection(std::uint64_t ErrorCounts::*kind) {
     std::lock_guard lock(mutex_);
     stats_.errors.*kind += measured_in_flight();
   }
+  // Requests left unanswered mean the server stopped answering (unless the
+  // client dropped it for a reply too long). A connection closed with
+  // nothing in flight (an idle one) was not failed: it reconnects.
+  if (kind != &ErrorCounts::wrong_answer && !in_flight_.empty()) lost_since_reply_ = true;
   in_flight_.clear();
   framer_ = LineFramer{};
   fd_.reset();
@@ -314,6 +338,7 @@ bool ClientConnection::connect() {
       return true;
     } catch (const std::exception&) {
       fd_.reset();
+      if (!run_.stopping()) lost_since_reply_ = true;
       if (!counted && !run_.stopping()) {
         std::lock_guard lock(mutex_);
         ++stats_.errors.connect;

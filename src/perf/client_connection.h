@@ -71,8 +71,30 @@ class ClientConnection {
   // Moves what was recorded since the last call into `into`. Thread-safe.
   void collect(Stats& into);
 
+  // From the last reply before the server failed this connection (reset or
+  // closed it with requests in flight, let a request time out, refused a
+  // reconnection) to the next reply: when the server did not answer it.
+  // Replies in the warm-up count, wrong ones too.
+  struct Silence {
+    Clock::time_point begin, end;
+  };
+
   // After join().
   std::uint64_t collected_requests() const { return collected_requests_; }
+  bool replied() const { return replied_; }  // ever, warm-up included
+  // It waited for answers in the measured part: it sent measured requests,
+  // or had requests in flight (from the warm-up, say) or due when it ended.
+  // Not a connection whose --requests share was 0, nor one with nothing due
+  // under a low --rate.
+  bool asked() const { return measured_sent_ > 0 || !in_flight_.empty() || unsent_ > 0; }
+  const std::vector<Silence>& silences() const { return silences_; }
+  // Since when it has been lost without a reply since (the silence not
+  // closed by a reply), if it has.
+  std::optional<Clock::time_point> silent_since() const {
+    return lost_since_reply_ ? std::optional(last_reply_) : std::nullopt;
+  }
+  // It ended with its --requests quota sent and answered.
+  bool quota_finished() const { return finished(); }
   std::uint64_t in_flight() const { return measured_in_flight(); }
   std::uint64_t unsent() const { return unsent_; }
   bool gave_up() const { return gave_up_; }
@@ -100,6 +122,7 @@ class ClientConnection {
   bool check_timeout(Clock::time_point now);
   std::uint64_t measured_in_flight() const;
   void lose_connection(std::uint64_t ErrorCounts::*kind);
+  void replied_at(Clock::time_point now);
   bool connect();
   void configure_socket();
 
@@ -111,6 +134,10 @@ class ClientConnection {
   std::optional<std::uint64_t> quota_;  // measured requests this connection sends
   std::uint64_t measured_sent_ = 0, sent_late_ = 0, scheduled_ = 0, unsent_ = 0;
   bool gave_up_ = false;
+  // The connection's thread's own, read after join().
+  Clock::time_point last_reply_;
+  bool replied_ = false, lost_since_reply_ = false;
+  std::vector<Silence> silences_;
   double thread_cpu_fraction_ = 0;
   Clock::time_point finished_at_;
 

@@ -4,7 +4,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "client_connection.h"
 #include "fib/net/socket.h"
@@ -39,8 +41,90 @@ void start_all(LoadGenerator& generator, LoadRun& run) {
   }
 }
 
-// Totals of the connections, once they have all ended.
+// A stretch of the measured part in which a connection was not answered:
+// `lost` if the server failed it, else it had simply finished its quota.
+struct Stretch {
+  Clock::time_point begin, end;
+  bool lost = false;
+};
+using Stretches = std::vector<Stretch>;
+
+// Where both (each in order, none overlapping) have a stretch: lost if
+// either is.
+Stretches intersect(const Stretches& a, const Stretches& b) {
+  Stretches out;
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const Clock::time_point begin = std::max(a[i].begin, b[j].begin), end = std::min(a[i].end, b[j].end);
+    if (begin < end) out.push_back({begin, end, a[i].lost || b[j].lost});
+    if (a[i].end < b[j].end) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  return out;
+}
+
+// A connection's stretches without a reply, within the measured part.
+Stretches unanswered(const LoadRun& run, const ClientConnection& connection) {
+  Stretches out;
+  const auto add = [&](Clock::time_point begin, Clock::time_point end, bool lost) {
+    begin = std::max(begin, run.measure_start);
+    end = std::min(end, run.end);
+    if (begin < end) out.push_back({begin, end, lost});
+  };
+  for (const ClientConnection::Silence& silence : connection.silences()) add(silence.begin, silence.end, true);
+  const bool finished = connection.quota_finished();
+  if (const auto since = connection.silent_since()) add(*since, finished ? connection.finished_at() : run.end, true);
+  if (finished) add(connection.finished_at(), run.end, false);
+  return out;
+}
+
+// When the server answered no connection, having failed at least one: the
+// stretches every connection it ever answered spent unanswered. Connections
+// it never answered (refused, or left waiting by a sequential server) say
+// nothing about when it stopped.
+Stretches outages(const LoadRun& run) {
+  std::optional<Stretches> common;
+  for (const auto& connection : run.connections) {
+    if (!connection->replied()) continue;
+    Stretches own = unanswered(run, *connection);
+    common = common ? intersect(*common, own) : std::move(own);
+  }
+  Stretches out;
+  if (!common) return out;
+  for (const Stretch& stretch : *common) {
+    if (!stretch.lost) continue;
+    if (!out.empty() && out.back().end == stretch.begin) {
+      out.back().end = stretch.end;
+    } else {
+      out.push_back(stretch);
+    }
+  }
+  return out;
+}
+
+// How much of [begin, end) the outages cover.
+Clock::duration overlap(const Stretches& outages, Clock::time_point begin, Clock::time_point end) {
+  Clock::duration total{};
+  for (const Stretch& outage : outages) {
+    const Clock::time_point from = std::max(begin, outage.begin), to = std::min(end, outage.end);
+    if (from < to) total += to - from;
+  }
+  return total;
+}
+
+// Totals of the connections, once they have all ended. Rates leave out the
+// outages.
 void add_connections(const LoadRun& run, Summary& summary) {
+  const Stretches down = outages(run);
+  for (const Stretch& outage : down) {
+    summary.not_answering += outage.end - outage.begin;
+    if (summary.outages.size() < Summary::kKeptOutages)
+      summary.outages.push_back({outage.begin - run.measure_start, outage.end - outage.begin, outage.end == run.end});
+  }
+  summary.outage_count = down.size();
   bool first = true;
   for (const auto& connection : run.connections) {
     summary.in_flight += connection->in_flight();
@@ -50,13 +134,22 @@ void add_connections(const LoadRun& run, Summary& summary) {
     summary.sent += connection->sent();
     summary.sent_late += connection->sent_late();
     summary.busiest_thread_cpu = std::max(summary.busiest_thread_cpu, connection->thread_cpu_fraction());
-    // Each connection over its own measured time: under --requests some finish early.
-    const Clock::duration active = std::min(connection->finished_at(), run.end) - run.measure_start;
+    // Each connection over its own measured time (under --requests some
+    // finish early) that the server answered in.
+    const Clock::time_point until = std::min(connection->finished_at(), run.end);
+    const Clock::duration active = until - run.measure_start - overlap(down, run.measure_start, until);
     const double rps =
         active.count() > 0 ? static_cast<double>(connection->collected_requests()) / to_seconds(active) : 0;
     summary.min_connection_rps = first ? rps : std::min(summary.min_connection_rps, rps);
     summary.max_connection_rps = std::max(summary.max_connection_rps, rps);
     first = false;
+  }
+  // Starved: connections that asked and were left without an answer while
+  // others had theirs.
+  if (summary.requests > 0) {
+    for (const auto& connection : run.connections) {
+      if (connection->collected_requests() == 0 && connection->asked() && !connection->gave_up()) ++summary.starved;
+    }
   }
 }
 

@@ -53,6 +53,32 @@ std::string describe_load(const LoadConfig& c) {
                      c.pipeline, stop, to_seconds(c.timeout));
 }
 
+// "1.50 s into the run for 0.80 s", "3.10 s into the run for the remaining 0.90 s".
+std::string describe_outage(const Outage& o) {
+  return fmt::format("{:.2f} s into the run for {}{:.2f} s", to_seconds(o.at), o.to_end ? "the remaining " : "",
+                     to_seconds(o.length));
+}
+
+std::string outage_line(const Summary& s) {
+  std::string out;
+  for (const Outage& o : s.outages) out += (out.empty() ? "" : "; ") + describe_outage(o);
+  if (s.outage_count > s.outages.size()) {
+    const std::uint64_t more = s.outage_count - s.outages.size();
+    out += fmt::format("; {} more, {:.2f} s not answering in all", more, to_seconds(s.not_answering));
+  }
+  return fmt::format("  {:<13} not answering from {}\n", s.outage_count == 1 ? "outage" : "outages", out);
+}
+
+std::string outages_json(const Summary& s) {
+  std::string list;
+  for (const Outage& o : s.outages) {
+    list += fmt::format(R"({}{{"at_s":{:.3f},"for_s":{:.3f},"to_end":{}}})", list.empty() ? "" : ",", to_seconds(o.at),
+                        to_seconds(o.length), o.to_end);
+  }
+  return fmt::format(R"("outages":[{}],"outage_count":{},"not_answering_seconds":{:.3f},)", list, s.outage_count,
+                     to_seconds(s.not_answering));
+}
+
 }  // namespace
 
 std::string format_latency(std::uint64_t ns) {
@@ -72,7 +98,17 @@ std::string format_interval(const IntervalReport& r) {
 std::string format_summary(const Summary& s) {
   const ErrorCounts& e = s.errors;
   std::string out = fmt::format("fib_perf: {}\n", describe_load(s.config));
-  out += fmt::format("  requests      {} in {:.2f} s: {:.1f} req/s\n", s.requests, to_seconds(s.measured), s.rps());
+  if (s.outage_count == 0) {
+    out += fmt::format("  requests      {} in {:.2f} s: {:.1f} req/s\n", s.requests, to_seconds(s.measured), s.rps());
+  } else {
+    // The headline rate leaves out the time the server was not answering.
+    out += fmt::format(
+        "  requests      {} in {:.2f} s: {:.1f} req/s over the {:.2f} s the server answered ({:.1f} "
+        "req/s over all {:.2f} s)\n",
+        s.requests, to_seconds(s.measured), s.rps(), to_seconds(s.answering()), s.rps_whole_run(),
+        to_seconds(s.measured));
+    out += outage_line(s);
+  }
   out += fmt::format("  latency       {}\n", latency_line(s.latency));
   if (s.uncorrected) {
     out += fmt::format("  (uncorrected) {}\n", latency_line(*s.uncorrected));
@@ -82,8 +118,9 @@ std::string format_summary(const Summary& s) {
     out += fmt::format("  schedule      {} of {} due requests sent, {} more than 1 ms late\n", s.sent, s.scheduled,
                        s.sent_late);
   }
-  out +=
-      fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s\n", s.min_connection_rps, s.max_connection_rps);
+  out += fmt::format("  connections   min {:.1f} req/s, max {:.1f} req/s", s.min_connection_rps, s.max_connection_rps);
+  if (s.starved > 0) out += fmt::format("; {} of {} got no answer", s.starved, s.config.connections);
+  out += "\n";
   out += fmt::format("  errors        {} (connect {}, reset or EOF {}, timeout {}, error reply {}, wrong answer {})\n",
                      e.total(), e.connect, e.reset_or_eof, e.timeout, e.error_reply, e.wrong_answer);
   for (const std::string& reply : s.unexpected_replies) out += fmt::format("  server said   {:?}\n", reply);
@@ -107,6 +144,9 @@ std::string format_summary_json(const Summary& s) {
                      s.config.n, s.config.pipeline);
   out += s.config.rate ? fmt::format(R"("rate":{},)", *s.config.rate) : std::string(R"("rate":null,)");
   out += fmt::format(R"("seconds":{:.3f},"requests":{},"rps":{:.1f},)", to_seconds(s.measured), s.requests, s.rps());
+  out += fmt::format(R"("answering_seconds":{:.3f},"rps_whole_run":{:.1f},)", to_seconds(s.answering()),
+                     s.rps_whole_run());
+  out += outages_json(s);
   out += fmt::format(R"("errors":{},"error_replies":{},"wrong_answers":{},)", e.total(), e.error_reply, e.wrong_answer);
   out += fmt::format(
       R"("errors_by_kind":{{"connect":{},"reset_or_eof":{},"timeout":{},"error_reply":{},"wrong_answer":{}}},)",
@@ -123,6 +163,7 @@ std::string format_summary_json(const Summary& s) {
   }
   out +=
       fmt::format(R"("per_connection_rps":{{"min":{:.1f},"max":{:.1f}}},)", s.min_connection_rps, s.max_connection_rps);
+  out += fmt::format(R"("starved_connections":{},)", s.starved);
   out += fmt::format(R"("in_flight":{},"unsent":{},"gave_up":{},)", s.in_flight, s.unsent, s.gave_up);
   out += fmt::format(R"("client_cpu":{{"user_s":{:.3f},"system_s":{:.3f},"busiest_thread":{:.3f},"cores":{}}},)",
                      to_seconds(s.cpu_user), to_seconds(s.cpu_system), s.busiest_thread_cpu, s.cores);

@@ -53,6 +53,28 @@ std::vector<std::string> client_warnings(const Summary& s, Clock::duration wall)
         "not answer fast enough",
         s.sent, s.scheduled, plural_s(s.scheduled)));
   }
+  if (s.starved > 0) {
+    const unsigned answered = s.config.connections - s.starved;
+    warnings.push_back(fmt::format(
+        "{} of the {} connections got no answer while the other{} got {}: the server served only some of them "
+        "(fib_server --mode sequential serves one connection at a time); the figures are those of {} connection{}, "
+        "not {}",
+        s.starved, s.config.connections, plural_s(answered), s.requests, answered, plural_s(answered),
+        s.config.connections));
+  }
+  if (s.outage_count == 1 && !s.outages.empty()) {
+    const Outage& o = s.outages.front();
+    warnings.push_back(
+        fmt::format("the server stopped answering {:.2f} s into the run {} {:.2f} s{}; req/s is over "
+                    "the {:.2f} s it answered",
+                    to_seconds(o.at), o.to_end ? "and did not answer again:" : "for", to_seconds(o.length),
+                    o.to_end ? " to the end" : "", to_seconds(s.answering())));
+  } else if (s.outage_count > 1 && !s.outages.empty()) {
+    warnings.push_back(fmt::format(
+        "the server stopped answering {} times, {:.2f} s in all, first {:.2f} s into the run; req/s is over the "
+        "{:.2f} s it answered",
+        s.outage_count, to_seconds(s.not_answering), to_seconds(s.outages.front().at), to_seconds(s.answering())));
+  }
   if (s.gave_up > 0) {
     warnings.push_back(
         fmt::format("{} connection{} gave up (server unreachable, or a timeout under "

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -48,9 +49,25 @@ struct IntervalReport {
   std::uint64_t errors = 0;
 };
 
+// A time in the measured part when the server answered no connection: from
+// its last answer before it failed them (reset or closed them with requests
+// in flight, let requests time out, refused reconnections) to its next
+// answer on any connection, or to the end of the run.
+struct Outage {
+  Clock::duration at{};      // since the measured part began: the server's last answer
+  Clock::duration length{};  // until its next answer, or the end
+  bool to_end = false;       // it never answered again
+};
+
 struct Summary {
   LoadConfig config;
   Clock::duration measured{};  // length of the measured part
+  // When the server went away: the first few outages (kKeptOutages), how
+  // many there were, and their total length, which rps() leaves out.
+  static constexpr std::size_t kKeptOutages = 5;
+  std::vector<Outage> outages;
+  std::uint64_t outage_count = 0;
+  Clock::duration not_answering{};
   std::uint64_t requests = 0;  // correct answers to requests sent in the measured part
   // From the due time under --rate, from the send otherwise. Under --rate it
   // also holds, as lower bounds, the time waited so far by requests due but
@@ -63,6 +80,10 @@ struct Summary {
   // left of a --requests quota by a connection that gave up.
   std::uint64_t unsent = 0;
   unsigned gave_up = 0;  // connections that stopped: unreachable server, or a timeout under --requests
+  // Connections that asked for answers in the measured part and got none,
+  // while others did (a server that serves one connection at a time).
+  // Connections that gave up are counted in gave_up instead.
+  unsigned starved = 0;
   double min_connection_rps = 0, max_connection_rps = 0;
   // Under --rate: requests due in the measured part, and how many were sent.
   std::uint64_t scheduled = 0, sent = 0, sent_late = 0;
@@ -74,8 +95,19 @@ struct Summary {
   // numbers), as the server sent them, for the user to see what it said.
   std::vector<std::string> unexpected_replies;
 
-  double rps() const { return measured.count() > 0 ? static_cast<double>(requests) / to_seconds(measured) : 0; }
-  bool clean() const { return errors.total() == 0; }
+  // The measured time the server answered in: all of it but the outages.
+  Clock::duration answering() const { return measured - not_answering; }
+  // The headline rate: correct answers per second while the server answered
+  // (over the whole measured time when it never went away).
+  double rps() const { return per_second(answering()); }
+  // Averaged over the whole measured time, outages included.
+  double rps_whole_run() const { return per_second(measured); }
+  // The correct answers per second over `d`.
+  double per_second(Clock::duration d) const {
+    return d.count() > 0 ? static_cast<double>(requests) / to_seconds(d) : 0;
+  }
+  // No errors, and the server never went away.
+  bool clean() const { return errors.total() == 0 && outage_count == 0; }
 };
 
 }  // namespace fib

@@ -1,6 +1,8 @@
 // What fib_perf says about its own measurement: warnings when the client,
 // not the server, may have set the pace, when the server fell behind a
-// --rate schedule, or when connections gave up. Pure: a summary in, text out.
+// --rate schedule, left connections unanswered while it answered others,
+// stopped answering mid-run, or when connections gave up. Pure: a summary
+// in, text out.
 #pragma once
 
 #include <string>
