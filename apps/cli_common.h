@@ -57,24 +57,6 @@ inline CLI::Validator decimal_between(double low, double high, std::string_view 
           ""};
 }
 
-// A whole-number option from `low` to `high`, else a message that says what
-// is accepted.
-template <typename Integer>
-CLI::Validator whole_between(Integer low, Integer high) {
-  const std::string accepted = fmt::format("give a whole number from {} to {}", low, high);
-  return {[=](const std::string& text) {
-            Integer value{};
-            const char* const end = text.data() + text.size();
-            const auto [stop, error] = std::from_chars(text.data(), end, value);
-            const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-            if (!digits) return fmt::format("{} is not a whole number; {}", text, accepted);
-            if (error != std::errc() || stop != end || value < low || value > high)
-              return fmt::format("{} is out of range; {}", text, accepted);
-            return std::string();
-          },
-          ""};
-}
-
 // `validator` without its description, which CLI11 would add to the type
 // name in --help (UINT:UINT in [1 - 1024]): the option's help says it.
 inline CLI::Validator quiet(CLI::Validator validator) {

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
+#include "cli_integer.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
@@ -89,13 +90,13 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   app.add_option("--threads", config.threads,
                  "coroutine mode: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
       ->type_name("N")
-      ->check(fib::cli::whole_between(1U, 1024U));
+      ->transform(fib::cli::whole_between(1, 1024));
   app.add_option("--workers", config.workers,
                  fmt::format("coroutine mode: threads computing slow requests (recursive n of {} or more), at a lower "
                              "priority than the loops, 1 to 1024 (default: the CPUs this process may use)",
                              fib::kSlowRecursiveN))
       ->type_name("N")
-      ->check(fib::cli::whole_between(1U, 1024U));
+      ->transform(fib::cli::whole_between(1, 1024));
   // Options that mean nothing in the mode chosen are refused, not ignored;
   // so is a recursive cap no request could live up to.
   app.callback([&] {
@@ -121,14 +122,14 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                              "iterative; at most {} with recursive, {} with iterative)",
                              fib::kDefaultMaxRecursive, fib::kMaxIndex, fib::kMaxRecursive, fib::kMaxIndex))
       ->type_name("N")
-      ->check(fib::cli::whole_between(1U, fib::kMaxIndex));
+      ->transform(fib::cli::whole_between(1, fib::kMaxIndex));
   app.add_option("--max-computing", config.max_computing,
                  fmt::format("slow requests (recursive n of {} or more) computed at once, in every mode, 0 to 1024; "
                              "the others wait their turn in order, so that quick requests always find a CPU "
                              "(default: the CPUs this process may use; 0: no limit, as Go has none)",
                              fib::kSlowRecursiveN))
       ->type_name("N")
-      ->check(fib::cli::whole_between(0U, 1024U));
+      ->transform(fib::cli::whole_between(0, 1024));
   app.add_option("--shutdown-timeout", shutdown_timeout_s,
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "
                  "answered yet are given up (0 to 86400)")
@@ -139,7 +140,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "connections served at once; a client over the limit gets an error line and is closed (default: "
                  "the descriptor limit less 16; at most 10000000)")
       ->type_name("N")
-      ->check(fib::cli::whole_between(1U, 10'000'000U));
+      ->transform(fib::cli::whole_between(1, 10'000'000));
   app.add_option("--idle-timeout", idle_timeout_s,
                  "seconds; a connection that completes no valid request, or cannot send its replies, for this long "
                  "is closed (0: never; else 0.001 to 86400)")

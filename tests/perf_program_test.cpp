@@ -243,7 +243,11 @@ TEST(PerfProgram, ARateNotKeptExitsThree) {
   EXPECT_EQ(perf.wait_exit(30s), 3) << perf.out();
   EXPECT_NE(perf.out().find("\"errors\":0,"), std::string::npos) << perf.out();
   EXPECT_NE(perf.out().find("\"rate_held\":false,"), std::string::npos) << perf.out();
-  EXPECT_NE(perf.out().find("fell behind the --rate schedule"), std::string::npos) << perf.out();
+  // Which of the two it says depends on whether the client itself ran late
+  // once (a sanitizer build on a busy machine does).
+  EXPECT_TRUE(perf.out().find("fell behind the --rate schedule") != std::string::npos ||
+              perf.out().find("went out more than 1 ms late") != std::string::npos)
+      << perf.out();
 }
 
 TEST(PerfProgram, UnreachableServerExitsOneAtOnce) {

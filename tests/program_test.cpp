@@ -233,11 +233,9 @@ TEST(Program, UsageMistakesSayWhatToTypeInstead) {
        "127.0.0.1:25000, or :25000 for every interface"},
       {{"-p", "25101"}, "-p: there is no such option: the address is the argument"},
       {{"25101"}, "missing ':PORT'; for port 25101, write :25101 (every interface) or 127.0.0.1:25101"},
-      {{"--threads", "abc", "--mode", "coroutine"},
-       "--threads: abc is not a whole number; give a whole number from 1 "
-       "to 1024"},
-      {{"--max-n", "94"}, "--max-n: 94 is out of range; give a whole number from 1 to 93"},
-      {{"--max-computing", "-1"}, "--max-computing: -1 is not a whole number; give a whole number from 0 to 1024"}};
+      {{"--threads", "abc", "--mode", "coroutine"}, "--threads: abc is not a whole number; give from 1 to 1024"},
+      {{"--max-n", "94"}, "--max-n: 94 is out of range; give from 1 to 93"},
+      {{"--max-computing", "-1"}, "--max-computing: -1 is out of range; give from 0 to 1024"}};
   for (const auto& [args, message] : cases) {
     ServerProcess server(args);
     EXPECT_EQ(server.wait_exit(5s), 2) << args[0];
