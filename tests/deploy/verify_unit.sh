@@ -47,10 +47,16 @@ $(diff "$unit" "$copy" || true)"
 
 echo "verify_unit: systemd $(systemd-analyze --version | head -n1 | awk '{print $2}')"
 echo "verify_unit: systemd-analyze verify (ExecStart -> $binary)"
+# verify also opens each man: page of Documentation= with man(1): here the
+# page just built (help2man), found through MANPATH as man1/fib_server.1.
+page="$build_dir/man/fib_server.1"
+[[ -s "$page" ]] || fail "$page was not made (help2man missing? bash scripts/setup.sh installs it)"
+mkdir "$work/man" "$work/man/man1"
+ln -s "$page" "$work/man/man1/fib_server.1"
 # verify prints its findings on stderr and does not always set its exit status
 # for them (an unknown key is only a warning), so any output counts as failure.
 set +e
-out=$(systemd-analyze verify "$copy" 2>&1)
+out=$(MANPATH="$work/man" systemd-analyze verify "$copy" 2>&1)
 status=$?
 set -e
 if [[ -n "$out" || $status -ne 0 ]]; then
