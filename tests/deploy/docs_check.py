@@ -62,6 +62,20 @@ with open(os.path.join(root, "README.md")) as f:
 if readme.count("\n") >= 300:
     problems.append(f"README.md: {readme.count(chr(10))} lines, not a few screens (under 300)")
 
+# The package lists in docs/development.md are setup.sh's.
+with open(os.path.join(root, "scripts", "setup.sh")) as f:
+    setup = f.read()
+with open(os.path.join(root, "docs", "development.md")) as f:
+    development = f.read()
+listed = set(re.findall(r"`([a-z0-9][a-z0-9.+-]*)`", development.split("The Debian packages `scripts/setup.sh`", 1)[1]
+                        .split("\n\n", 2)[1]))
+wanted = set()
+for group in re.findall(r"packages(?:\+)?=\(([^)]*)\)", setup):
+    wanted |= set(group.split())
+if wanted != listed:
+    problems.append(f"docs/development.md: setup.sh's packages {sorted(wanted - listed)} missing, "
+                    f"{sorted(listed - wanted)} not installed by setup.sh")
+
 # The headline is regenerated into a copy and must come out the same.
 with tempfile.TemporaryDirectory() as copy:
     for part in ("README.md", "docs", "bench"):
