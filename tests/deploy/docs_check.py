@@ -1,9 +1,11 @@
 """The README and docs/ stay true: every relative link reaches a file that
 exists and every #anchor a heading that exists (GitHub's rules for heading
 anchors), the README stays a few screens long (under 300 lines), its
-headline is what bench/report.py makes of bench/results today, and the
-commands of its "Asking it things" and "Metrics at a glance" sections run
-against a real server and print what the README says they print.
+headline is what bench/report.py makes of bench/results today, the package
+lists in docs/development.md are setup.sh's, and the commands of the
+README's "Asking it things" and "Metrics at a glance" sections and of
+docs/server.md's examples run against a real server and print what they
+say they print.
 
 Usage: python3 tests/deploy/docs_check.py SOURCE_DIR BIN_DIR"""
 import os
@@ -127,6 +129,24 @@ else:
                     problems.append(f"README: `{line}` exited {out.returncode}: {out.stderr.strip()[-300:]}")
                 elif expected and out.stdout.strip() != expected.group(1):
                     problems.append(f"README: `{line}` printed {out.stdout.strip()!r}, not {expected.group(1)}")
+            # docs/server.md's examples: the netcat lines (not the
+            # interactive one) and the talk-style Python client.
+            with open(os.path.join(root, "docs", "server.md")) as f:
+                examples = f.read().split("\n## Examples\n", 1)[1].split("\n## ", 1)[0]
+            for line in re.findall(r"```sh\n(.*?)```", examples, flags=re.S)[0].strip().splitlines():
+                if "type numbers" in line:
+                    continue
+                expected = re.search(r"# (\d+)$", line)
+                out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
+                ran += 1
+                if out.returncode != 0 or not out.stdout.strip() or (expected and out.stdout.strip() != expected.group(1)):
+                    problems.append(f"docs/server.md: `{line}` printed {out.stdout!r} (exit {out.returncode})")
+            client = re.findall(r"```python\n(.*?)```", examples, flags=re.S)[0]
+            out = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True, timeout=60)
+            ran += 1
+            answers = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+            if out.returncode != 0 or answers != ["832040"] * 5:
+                problems.append(f"docs/server.md: the Python client printed {out.stdout!r} {out.stderr[-300:]!r}")
             shown = section("Asking it things").split("$ ", 1)[1].split("```", 1)[0].splitlines()
             out = subprocess.run(["bash", "-c", shown[0]], capture_output=True, text=True, timeout=30)
             ran += 1
@@ -145,7 +165,8 @@ else:
         ran += 1
         if "fib_server_connections_open 0" not in out.stdout.splitlines():
             problems.append(f"README: metrics at a glance printed {out.stdout!r} {out.stderr[-300:]!r}")
-    print(f"docs_check: {links} links checked in {len(pages)} pages; {ran} README commands run")
+    print(f"docs_check: {links} links checked in {len(pages)} pages; {ran} commands of the README and "
+          "docs/server.md run")
 
 for problem in problems:
     print(f"docs_check: {problem}")
