@@ -170,10 +170,13 @@ else:
         # Metrics at a glance: the first line starts a server in the
         # background, the second must print metric lines.
         lines = list(commands("Metrics at a glance"))
+        # The second is tried until the server is up and serving (a
+        # sanitizer build starts its threads slowly), for up to 20 s.
         script = "\n".join(["set -e", lines[0], "pid=$!", "trap 'kill $pid; wait $pid' EXIT",
-                             "for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/9464) 2>/dev/null && break; "
-                             "sleep 0.05; done", lines[1]])
-        out = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True, timeout=60)
+                             "for i in $(seq 40); do", f"  out=$({lines[1]} || true)",
+                             "  grep -qx 'fib_server_connections_open 0' <<<\"$out\" && break", "  sleep 0.5", "done",
+                             "echo \"$out\""])
+        out = subprocess.run(["bash", "-c", script], cwd=work, capture_output=True, text=True, timeout=90)
         ran += 1
         if "fib_server_connections_open 0" not in out.stdout.splitlines():
             problems.append(f"README: metrics at a glance printed {out.stdout!r} {out.stderr[-300:]!r}")
