@@ -2,6 +2,7 @@
 // the library.
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -59,6 +61,20 @@ bool use_small_thread_stacks() {
 // must be at least a millisecond (and at most a day).
 const CLI::Validator kOffOrMilliseconds = fib::cli::decimal_between(0.001, 86400, "seconds", true);
 
+fib::Mode mode_named(std::string_view name) {
+  const auto* row = std::find_if(fib::kModes.begin(), fib::kModes.end(), [&](const auto& m) { return m.name == name; });
+  return row != fib::kModes.end() ? row->mode : fib::Mode::thread;
+}
+
+// "--mode coroutine", or "--mode a or --mode b": the modes with event loops.
+std::string loop_modes() {
+  std::string names;
+  for (const fib::ModeInfo& row : fib::kModes) {
+    if (row.event_loops) names += fmt::format("{}--mode {}", names.empty() ? "" : " or ", row.name);
+  }
+  return names;
+}
+
 // Reads the command line into `config` and `log_level`; returns the exit
 // status to leave with (0 after --help or --version, 2 for bad usage), or -1
 // to carry on.
@@ -81,12 +97,16 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
       ->capture_default_str()
       ->type_name("ADDRESS")
       ->check(fib::cli::kHostPort);
-  app.add_option("--mode", mode,
-                 "thread: one thread per connection; sequential: one connection at a time; coroutine: a coroutine "
-                 "per connection on event loops, slow requests on worker threads")
+  std::string modes_help;
+  std::vector<std::string> mode_names;
+  for (const fib::ModeInfo& row : fib::kModes) {
+    modes_help += fmt::format("{}{}: {}", modes_help.empty() ? "" : "; ", row.name, row.help);
+    mode_names.emplace_back(row.name);
+  }
+  app.add_option("--mode", mode, modes_help)
       ->capture_default_str()
       ->type_name("MODE")
-      ->check(fib::cli::quiet(CLI::IsMember({"thread", "sequential", "coroutine"})));
+      ->check(fib::cli::quiet(CLI::IsMember(mode_names)));
   app.add_option("--threads", config.threads,
                  "coroutine mode: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
       ->type_name("N")
@@ -100,9 +120,10 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   // Options that mean nothing in the mode chosen are refused, not ignored;
   // so is a recursive cap no request could live up to.
   app.callback([&] {
+    config.mode = mode_named(mode);
     for (const char* option : {"--threads", "--workers"}) {
-      if (mode != "coroutine" && app.count(option) > 0)
-        throw CLI::ValidationError(option, fmt::format("only applies to --mode coroutine (the mode is {})", mode));
+      if (!fib::info(config.mode).event_loops && app.count(option) > 0)
+        throw CLI::ValidationError(option, fmt::format("only applies to {} (the mode is {})", loop_modes(), mode));
     }
     if (algorithm == "recursive" && config.max_n > fib::kMaxRecursive) {
       throw CLI::ValidationError(
@@ -169,9 +190,6 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
     return std::chrono::duration_cast<std::chrono::milliseconds>(fib::from_seconds(seconds));
   };
   config.address = fib::parse_host_port(address);
-  config.mode = mode == "coroutine"    ? fib::Mode::coroutine
-                : mode == "sequential" ? fib::Mode::sequential
-                                       : fib::Mode::thread;
   config.algorithm = *fib::algorithm_from_string(algorithm);
   config.shutdown_timeout = milliseconds(shutdown_timeout_s);
   config.idle_timeout = milliseconds(idle_timeout_s);

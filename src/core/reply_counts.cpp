@@ -5,15 +5,7 @@
 
 namespace fib {
 
-std::string_view to_string(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::not_a_number: return "not_a_number";
-    case ErrorKind::negative: return "negative";
-    case ErrorKind::too_large: return "too_large";
-    case ErrorKind::line_too_long: return "line_too_long";
-  }
-  return "?";
-}
+std::string_view to_string(ErrorKind kind) { return kErrorKindInfo[static_cast<std::size_t>(kind)].label; }
 
 std::uint64_t ReplyCounts::error_lines() const {
   return std::accumulate(errors.begin(), errors.end(), std::uint64_t{0});

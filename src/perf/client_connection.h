@@ -2,7 +2,9 @@
 // the state every connection of the run shares. Private to fib::perf.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <latch>
@@ -22,6 +24,12 @@
 #include "fib/perf/load_config.h"
 
 namespace fib {
+
+// A duration in nanoseconds, for the histograms (0 for a negative one).
+inline std::uint64_t to_ns(Clock::duration d) {
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+}
 
 class ClientConnection;
 

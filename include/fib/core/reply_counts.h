@@ -21,7 +21,23 @@ enum class ErrorKind {
   too_large,      // above the cap (--max-n)
   line_too_long,  // past LineFramer::kMaxLineBytes: the connection closes after it
 };
-inline constexpr std::size_t kErrorKinds = 4;
+struct ErrorKindInfo {
+  ErrorKind kind;
+  std::string_view label;  // the log's and the metrics' name for it
+};
+inline constexpr std::array kErrorKindInfo{
+    ErrorKindInfo{ErrorKind::not_a_number, "not_a_number"},
+    ErrorKindInfo{ErrorKind::negative, "negative"},
+    ErrorKindInfo{ErrorKind::too_large, "too_large"},
+    ErrorKindInfo{ErrorKind::line_too_long, "line_too_long"},
+};
+inline constexpr std::size_t kErrorKinds = kErrorKindInfo.size();
+static_assert([] {
+  for (std::size_t i = 0; i < kErrorKinds; ++i) {
+    if (static_cast<std::size_t>(kErrorKindInfo[i].kind) != i) return false;
+  }
+  return true;
+}());
 // "not_a_number", "negative", "too_large", "line_too_long".
 std::string_view to_string(ErrorKind kind);
 

@@ -14,6 +14,9 @@
 
 namespace fib {
 
+class Session;
+struct ConnectionRules;
+
 class ComputeGate {
  public:
   // 0: no limit.
@@ -25,7 +28,8 @@ class ComputeGate {
   class Turn {
    public:
     Turn() = default;
-    explicit Turn(ComputeGate* gate) : gate_(gate) {}
+    // `held`: false when the wait for it was cancelled.
+    explicit Turn(ComputeGate* gate, bool held = true) : gate_(gate), held_(held) {}
     Turn(Turn&& other) noexcept : gate_(other.gate_) { other.gate_ = nullptr; }
     Turn& operator=(Turn&&) = delete;
     Turn(const Turn&) = delete;
@@ -37,7 +41,6 @@ class ComputeGate {
     bool held() const { return held_; }
 
    private:
-    friend class ComputeGate;
     ComputeGate* gate_ = nullptr;  // to give the turn back to
     bool held_ = true;
   };
@@ -66,5 +69,20 @@ class ComputeGate {
   unsigned running_ = 0;
   std::deque<Waiter*> queue_;  // first come, first served
 };
+
+// How compute_slow() ended.
+enum class Computed {
+  answered,     // the answer is in the session's output
+  given_up,     // the server stopped waiting for it (see Session::compute)
+  client_gone,  // the client reset the connection: it would never read the answer
+};
+
+// Computes the slow request `session` stopped at, on the calling thread, once
+// rules.gate gives it a turn. Gives up when the server does (a stop past its
+// timeout) or when the client on `fd` resets the connection, which is looked
+// at before waiting for a turn and every few milliseconds of the computation:
+// on a shared machine, work for a client that has gone holds up everyone
+// else. A client that only ended its side (half-close) is still answered.
+Computed compute_slow(Session& session, int fd, const ConnectionRules& rules);
 
 }  // namespace fib

@@ -1,0 +1,93 @@
+// The connections an engine accepts, from admission to end, counted and
+// logged in one place whatever the engine: admitted or refused (over the
+// limit, or no thread or memory for it), opened, ended and how; the accept
+// policy (what a failed accept means, and the pause when resources run
+// out); the clients a stop finds waiting to be accepted; and the wait for
+// the last connection to end.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+
+#include "connection_driver.h"
+#include "fib/core/clock.h"
+#include "fib/net/socket.h"
+#include "fib/server/outcomes.h"
+
+namespace fib {
+
+struct ServerStats;
+
+// What an accepting thread does after accept fails: out of descriptors or
+// memory, accept fails again at once, so it pauses, doubling the pause up to
+// a limit, as Go's net/http does, instead of spinning.
+class AcceptPolicy {
+ public:
+  enum class Then { next, pause, broken };
+  // next: a client gone before it was taken, or a timeout; pause: for
+  // pause(), resources are short; broken: the listener itself is.
+  Then failed(int error);
+  std::chrono::milliseconds pause() const { return pause_; }
+  void succeeded() { pause_ = std::chrono::milliseconds{0}; }
+
+  static constexpr std::chrono::milliseconds kPauseFirst{5};
+  static constexpr std::chrono::milliseconds kPauseMax{1000};
+
+ private:
+  std::chrono::milliseconds pause_{0};
+};
+
+class ConnectionBook {
+ public:
+  // At most `max_connections` served at once.
+  void set_limit(unsigned max_connections) { max_connections_ = max_connections; }
+  unsigned limit() const { return max_connections_; }
+
+  // Counts a connection accepted on `fd`; logs it opened and returns true
+  // when it may be served, else tells the client the server is busy, starts
+  // a graceful close of `fd` and returns false. The caller closes `fd`.
+  bool admit(int fd, const Endpoint& peer) noexcept;
+  // An admitted connection that cannot be served (no thread, or no memory):
+  // tells the client, starts a graceful close, counts it refused.
+  void turn_away(int fd, const Endpoint& peer, std::string_view why) noexcept;
+  // An admitted connection has ended: logged, counted.
+  void ended(std::string_view peer, const ConnectionResult& result) noexcept;
+  // At a stop: clients that connected but were not accepted yet sent
+  // requests nobody read. Each gets the stopping line and a graceful close
+  // instead of the reset that shutting the listener down would send it.
+  // Never blocks: the listener turns non-blocking.
+  void tell_backlog_stopping(int listener) noexcept;
+
+  // Waits `pause`, or less if a stop begins; false once stopping.
+  bool pause(std::chrono::milliseconds pause);
+
+  // The stop has begun: pauses end, and wait_until_all_ended() wakes as
+  // connections end.
+  void stopping();
+  // True once no connection is open, false at `until` if some still are.
+  bool wait_until_all_ended(Clock::time_point until);
+
+  std::uint64_t open() const { return open_.load(std::memory_order_relaxed); }
+  // Adds the connections open, accepted, refused and ended.
+  void add_to(ServerStats& stats) const;
+
+ private:
+  void refused(Refusal why) { refused_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_release); }
+
+  unsigned max_connections_ = 1;
+  std::atomic<std::uint64_t> open_{0};
+  std::atomic<std::uint64_t> accepted_{0};
+  std::array<std::atomic<std::uint64_t>, kRefusalKinds> refused_{};
+  std::array<std::atomic<std::uint64_t>, kConnectionEnds> ended_{};
+  std::atomic<std::uint64_t> no_thread_{0};  // for the log line's count
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;  // for the waits below; taken per connection only while stopping
+  std::condition_variable changed_;
+};
+
+}  // namespace fib

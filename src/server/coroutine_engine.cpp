@@ -1,0 +1,269 @@
+#include "coroutine_engine.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstring>
+#include <latch>
+#include <system_error>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace fib {
+
+namespace {
+
+using asio::awaitable;
+
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// The descriptors each event loop holds: its copy of the listener, its
+// epoll, eventfd and timerfd.
+constexpr unsigned kDescriptorsPerLoop = 4;
+
+// The time on a thread's CPU clock, in nanoseconds.
+std::optional<std::uint64_t> cpu_ns(clockid_t clock) {
+  timespec used{};
+  if (::clock_gettime(clock, &used) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(used.tv_sec) * 1'000'000'000U + static_cast<std::uint64_t>(used.tv_nsec);
+}
+
+Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
+  Endpoint to;
+  to.length = static_cast<socklen_t>(std::min<std::size_t>(from.size(), sizeof to.storage));
+  std::memcpy(&to.storage, from.data(), to.length);
+  return to;
+}
+
+unsigned or_cpus(unsigned n) { return n != 0 ? n : usable_cpus(); }
+
+}  // namespace
+
+CoroutineEngine::CoroutineEngine(const EngineContext& context)
+    : context_(context), workers_(or_cpus(context.config.workers)) {
+  const auto protocol = context.local.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+  for (unsigned i = 0; i < or_cpus(context.config.threads); ++i) {
+    auto loop = std::make_unique<EventLoop>(context);
+    // Every loop waits on the one listening socket; whichever is free takes
+    // the next connection, and keeps it.
+    Fd copy(::fcntl(context.listener, F_DUPFD_CLOEXEC, 0));
+    if (!copy) throw std::system_error(errno, std::generic_category(), "dup listener");
+    loop->acceptor.emplace(loop->io, protocol, copy.get());
+    copy.release();
+    loops_.push_back(std::move(loop));
+  }
+}
+
+CoroutineEngine::~CoroutineEngine() = default;
+
+unsigned CoroutineEngine::descriptors_held() const {
+  return kDescriptorsPerLoop * static_cast<unsigned>(loops_.size());
+}
+
+std::string CoroutineEngine::describe() const {
+  return fmt::format(", {} event loops, {} workers", loops_.size(), workers_.size());
+}
+
+void CoroutineEngine::run() {
+  std::vector<std::thread> threads;
+  // A loop whose thread has ended waits for the others: no thread is left
+  // finished and unjoined while another loop still serves (a second signal
+  // exits at once, and ThreadSanitizer counts such a thread as leaked).
+  std::latch ended(static_cast<std::ptrdiff_t>(loops_.size()));
+  const auto run_and_wait = [this, &ended](EventLoop& loop) {
+    run_loop(loop);
+    ended.arrive_and_wait();
+  };
+  try {
+    workers_.start();
+    for (std::size_t i = 1; i < loops_.size(); ++i) threads.emplace_back(run_and_wait, std::ref(*loops_[i]));
+    run_and_wait(*loops_[0]);
+  } catch (...) {
+    ended.count_down(static_cast<std::ptrdiff_t>(loops_.size() - threads.size()));  // this one and those never started
+    fail(std::current_exception());  // stops the server: the loops started end
+  }
+  for (std::thread& thread : threads) thread.join();
+  workers_.join();
+  if (failure_) std::rethrow_exception(failure_);
+}
+
+void CoroutineEngine::run_loop(EventLoop& loop) {
+  if (::pthread_getcpuclockid(::pthread_self(), &loop.cpu_clock) == 0)
+    loop.running.store(true, std::memory_order_release);
+  const auto on_failure = [this](const std::exception_ptr& error) {
+    if (error) fail(error);
+  };
+  asio::co_spawn(loop.io, accept(loop), on_failure);
+  asio::co_spawn(loop.io, sweeper(loop, context_.rules), on_failure);
+  for (;;) {
+    try {
+      loop.io.run();
+      break;
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+  const std::optional<std::uint64_t> used =
+      loop.running.load(std::memory_order_relaxed) ? cpu_ns(loop.cpu_clock) : std::nullopt;
+  if (used) loop.cpu_ns_at_end.store(*used, std::memory_order_relaxed);
+  loop.running.store(false, std::memory_order_release);
+}
+
+void CoroutineEngine::fail(std::exception_ptr error) {
+  {
+    const std::lock_guard lock(failure_mutex_);
+    if (!failure_) failure_ = std::move(error);
+  }
+  context_.stop_server();
+}
+
+void CoroutineEngine::stop() {
+  for (const auto& loop : loops_) {
+    asio::post(loop->io, [&loop = *loop] {
+      asio::error_code ignored;
+      if (loop.acceptor) loop.acceptor->close(ignored);
+      if (loop.accept_pause != nullptr) loop.accept_pause->cancel();  // out of descriptors: stop waiting
+      for (LoopConnection& connection : loop.connections)
+        if (connection.waiting == LoopConnection::Waiting::receive) connection.socket.cancel(ignored);
+      for (LoopConnection& connection : loop.parked) connection.socket.cancel(ignored);
+      if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
+    });
+  }
+}
+
+void CoroutineEngine::abandon() {
+  for (const auto& loop : loops_) {
+    asio::post(loop->io, [&loop = *loop] {
+      loop.send_limit = Clock::now() + Server::kStopGrace;
+      if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
+    });
+  }
+}
+
+void CoroutineEngine::add_to(ServerStats& stats) const {
+  ServerStats::Loops loops{.threads = static_cast<unsigned>(loops_.size()), .workers = workers_.size()};
+  for (const auto& loop : loops_) {
+    loop->totals.add_to(stats.replies, stats.service_times);
+    loops.at_workers += loop->at_workers.load(std::memory_order_relaxed);
+    // A thread that has just ended has no clock any more: what it read last.
+    std::optional<std::uint64_t> now;
+    if (loop->running.load(std::memory_order_acquire)) now = cpu_ns(loop->cpu_clock);
+    if (!now) now = loop->cpu_ns_at_end.load(std::memory_order_relaxed);
+    // Never less than an earlier scrape saw: a counter only goes up.
+    std::uint64_t seen = loop->cpu_ns_reported.load(std::memory_order_relaxed);
+    while (seen < *now && !loop->cpu_ns_reported.compare_exchange_weak(seen, *now, std::memory_order_relaxed)) {
+    }
+    loops.cpu_ns += std::max(seen, *now);
+  }
+  stats.loops = loops;
+}
+
+awaitable<void> CoroutineEngine::accept(EventLoop& loop) {
+  AcceptPolicy policy;
+  asio::steady_timer pause(loop.io);
+  loop.accept_pause = &pause;
+  asio::ip::tcp::endpoint peer;
+  const StopState& stop = *context_.rules.stop;
+  while (!stop.stopping()) {
+    auto [error, socket] = co_await loop.acceptor->async_accept(peer, kNoThrow);
+    if (error) {
+      if (stop.stopping()) break;
+      switch (policy.failed(error.value())) {
+        case AcceptPolicy::Then::next: continue;
+        case AcceptPolicy::Then::pause:
+          pause.expires_after(policy.pause());
+          co_await pause.async_wait(kNoThrow);
+          continue;
+        case AcceptPolicy::Then::broken: throw std::system_error(error.value(), std::generic_category(), "accept");
+      }
+    }
+    policy.succeeded();
+    // Non-blocking for Asio too, not only underneath: a synchronous
+    // write_some into a full send buffer then says would_block instead of
+    // waiting in poll(), which would hold up every connection of the loop
+    // and the sweeper that cuts off a client that stopped reading.
+    asio::error_code blocking;
+    socket.non_blocking(true, blocking);
+    const Endpoint from = to_endpoint(peer);
+    if (context_.book.admit(socket.native_handle(), from)) welcome(loop, std::move(socket), from);
+  }
+  loop.accept_pause = nullptr;
+  asio::error_code ignored;
+  loop.acceptor->close(ignored);
+}
+
+void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
+  LoopConnections::iterator connection;
+  try {
+    // The printable name only, not the address, lives as long as the
+    // connection: an idle connection should cost little memory.
+    connection = loop.connections.emplace(loop.connections.end(), std::move(socket), peer.to_string(), context_, loop);
+  } catch (const std::bad_alloc&) {
+    context_.book.turn_away(socket.native_handle(), peer, "out of memory");
+    return;  // the socket, wherever it is, closes
+  }
+  start(loop, connection);
+}
+
+void CoroutineEngine::start(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+  try {
+    asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
+  } catch (...) {
+    end(loop, connection, {.end = End::failed});  // out of memory for a coroutine: the connection closes
+  }
+}
+
+awaitable<void> CoroutineEngine::serve(EventLoop& loop, LoopConnections::iterator connection) {
+  ConnectionResult result{.end = End::failed};
+  try {
+    if (!co_await serve_on_loop(*connection, loop, context_.rules, workers_)) {
+      park(loop, connection);
+      co_return;
+    }
+    result = connection->driver.result();
+  } catch (...) {
+    // Out of memory: the connection ends, and is counted out, all the same.
+  }
+  end(loop, connection, result);
+}
+
+void CoroutineEngine::end(EventLoop& loop, LoopConnections::iterator connection,
+                          const ConnectionResult& result) noexcept {
+  const std::string name = std::move(connection->name);
+  loop.connections.erase(connection);  // closes the socket
+  context_.book.ended(name, result);
+}
+
+// The parked connection's coroutine has ended; what is left waits for input
+// with a plain handler (no frame), and starts a new coroutine when input,
+// the sweeper (idle) or a stop ends the wait.
+void CoroutineEngine::park(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+  if (context_.rules.stop->stopping()) {  // the stop has cancelled every wait already
+    start(loop, connection);
+    return;
+  }
+  const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
+    connection->waiting = LoopConnection::Waiting::nothing;
+    loop.connections.splice(loop.connections.end(), loop.parked, connection);
+    start(loop, connection);
+  };
+  connection->wait_for(LoopConnection::Waiting::parked, connection->driver.idle_deadline());
+  try {
+    connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
+  } catch (...) {
+    end(loop, connection, {.end = End::failed});  // out of memory for the wait: the connection closes
+    return;
+  }
+  // Armed first: the wait cannot end before this (the loop runs it later).
+  loop.parked.splice(loop.parked.end(), loop.connections, connection);
+}
+
+}  // namespace fib

@@ -1,0 +1,130 @@
+// C++20 coroutines on event loops: `--threads` loops, each an
+// asio::io_context run by a thread of its own that accepts connections on
+// the shared listener and serves each as a coroutine, and a WorkerPool of
+// `--workers` threads that computes the slow requests. Everything a loop
+// owns is touched by its thread only, apart from the atomic totals that
+// statistics read.
+//
+// A connection with nothing pending for a while is parked: its coroutine
+// ends (and with it every frame and buffer), and a plain wait on its socket
+// starts a new one when input arrives. A sweeper per loop sees every
+// connection: it cancels a wait past its deadline (idle, or the client
+// stopped reading) and parks connections at rest; a stop cancels every
+// receive and every parked wait.
+#pragma once
+
+#include <time.h>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connection_counters.h"
+#include "connection_driver.h"
+#include "engine.h"
+#include "worker_pool.h"
+
+namespace fib {
+
+struct EventLoop;
+
+// One connection of a loop: what outlives the coroutine serving it.
+struct LoopConnection {
+  enum class Waiting { nothing, receive, send, parked };
+  LoopConnection(asio::ip::tcp::socket connected, std::string peer, const EngineContext& context, EventLoop& loop);
+
+  // Tells the sweeper what the connection waits for, until when.
+  void wait_for(Waiting what, Clock::time_point until);
+  // The wait is over; true when the sweeper cancelled it past its deadline.
+  bool waited();
+
+  asio::ip::tcp::socket socket;
+  std::string name;  // the peer's address, for the log
+  Waiting waiting = Waiting::nothing;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool expired = false;  // the sweeper cancelled the wait: past its deadline
+  bool park = false;     // the sweeper cancelled the wait to park the connection
+  unsigned rest_sweeps = 0;
+  ConnectionDriver driver;
+};
+using LoopConnections = std::list<LoopConnection>;
+
+struct EventLoop {
+  EventLoop(const EngineContext& context) : spares(context.handler, *context.rules.stop) {}
+
+  asio::io_context io{1};
+  std::optional<asio::ip::tcp::acceptor> acceptor;
+  LoopConnections connections;  // served by a coroutine
+  LoopConnections parked;       // waiting for input with no coroutine, looked at less often
+  asio::steady_timer* sweep_timer = nullptr;
+  asio::steady_timer* accept_pause = nullptr;  // while accepting is paused (out of descriptors)
+  // Past a stop's timeout: when sends in progress are given up.
+  Clock::time_point send_limit = Clock::time_point::max();
+  SpareSessions spares;                      // sessions no connection at rest holds
+  ConnectionCounters totals;                 // replies sent by this loop's connections, closed ones included
+  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
+  // The CPU time of the loop's thread: its clock while it runs, then what it read last.
+  std::atomic<bool> running{false};
+  clockid_t cpu_clock{};
+  std::atomic<std::uint64_t> cpu_ns_at_end{0};
+  mutable std::atomic<std::uint64_t> cpu_ns_reported{0};  // the most a scrape has seen
+};
+
+class CoroutineEngine final : public Engine {
+ public:
+  // Opens an acceptor per loop on (a duplicate of) the listener.
+  explicit CoroutineEngine(const EngineContext& context);
+  ~CoroutineEngine() override;
+  CoroutineEngine(const CoroutineEngine&) = delete;
+  CoroutineEngine& operator=(const CoroutineEngine&) = delete;
+
+  void run() override;
+  void stop() override;
+  void abandon() override;
+  unsigned descriptors_held() const override;
+  std::string describe() const override;
+  void add_to(ServerStats& stats) const override;
+
+ private:
+  void run_loop(EventLoop& loop);
+  asio::awaitable<void> accept(EventLoop& loop);
+  void welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept;
+  asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
+  // Starts (again) the coroutine serving `connection`, in loop.connections.
+  void start(EventLoop& loop, LoopConnections::iterator connection) noexcept;
+  void park(EventLoop& loop, LoopConnections::iterator connection) noexcept;
+  // Closes `connection`, in loop.connections, and counts it out.
+  void end(EventLoop& loop, LoopConnections::iterator connection, const ConnectionResult& result) noexcept;
+  void fail(std::exception_ptr error);
+
+  const EngineContext& context_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  WorkerPool workers_;
+  std::mutex failure_mutex_;
+  std::exception_ptr failure_;
+};
+
+// Serves `connection` on `loop`'s thread (see connection_driver.h), with
+// slow requests computed on `workers`; false when the sweeper parked it:
+// serve it again once input arrives. Never throws for what a client does;
+// does not close the socket.
+asio::awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const ConnectionRules& rules,
+                                    WorkerPool& workers);
+
+// Cancels the waits of `connections` past their deadline, and of those to park.
+void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now);
+// The loop's sweeper: sweeps its connections, more often while stopping,
+// until a stop has ended them all.
+asio::awaitable<void> sweeper(EventLoop& loop, const ConnectionRules& rules);
+
+}  // namespace fib

@@ -1,0 +1,58 @@
+// The seam between the server and a way of serving: an engine accepts on
+// the server's listener and serves each connection it admits, with the
+// connection rules of connection_driver.h, until a stop. The server owns the
+// listener, the stop, the supervisor and the engine, and make_engine() is
+// the one place that looks at the mode.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "connection_book.h"
+#include "fib/core/request_handler.h"
+#include "fib/server/server.h"
+#include "rules.h"
+
+namespace fib {
+
+// What every engine is given.
+struct EngineContext {
+  const ServerConfig& config;
+  const RequestHandler& handler;
+  const ConnectionRules& rules;
+  ConnectionBook& book;  // admission, refusals, ends and their log lines
+  int listener;          // blocking; stop() shuts it down
+  const Endpoint& local;
+  std::function<void()> stop_server;  // for an engine that breaks: the server stops
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Accepts and serves until a stop has ended every connection, then
+  // returns with every thread it started joined. Throws what broke it
+  // (a broken listener), after the same.
+  virtual void run() = 0;
+  // A stop has begun (called once, from any thread, with no lock held that
+  // connections take): stop accepting, and have connections blocked in a
+  // receive see it. The listener is shut down already.
+  virtual void stop() = 0;
+  // From the stop's supervisor, repeatedly until every connection has ended:
+  // wakes connections a stop cannot reach otherwise.
+  virtual void wake() {}
+  // Past the shutdown timeout: sends in progress get Server::kStopGrace more.
+  virtual void abandon() = 0;
+
+  // Descriptors the engine holds itself, kept back from the connection limit.
+  virtual unsigned descriptors_held() const { return 0; }
+  // ", 2 event loops, 2 workers": what the "listening on" line says of it.
+  virtual std::string describe() const { return {}; }
+  // Adds the replies its connections sent, and what is its own.
+  virtual void add_to(ServerStats& stats) const = 0;
+};
+
+std::unique_ptr<Engine> make_engine(Mode mode, const EngineContext& context);
+
+}  // namespace fib
