@@ -6,8 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "cli_common.h"
-#include "cli_integer.h"
+#include "fib/cli/options.h"
 #include "fib/core/fib.h"
 #include "fib/net/stop_signals.h"
 #include "fib/perf/load_generator.h"
@@ -46,7 +45,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
       ->capture_default_str()
       ->type_name("HOST:PORT")
-      ->check(unlabelled(fib::cli::kHostPort));
+      ->check(unlabelled(fib::cli::host_port()));
   app.add_option("-c,--connections", config.connections, "connections, each with a thread of its own; 1 to 100000")
       ->capture_default_str()
       ->type_name("N")

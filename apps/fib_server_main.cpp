@@ -17,8 +17,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "cli_common.h"
-#include "cli_integer.h"
+#include "fib/cli/options.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
@@ -96,7 +95,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
   app.add_option("address", address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
       ->capture_default_str()
       ->type_name("ADDRESS")
-      ->check(fib::cli::kHostPort);
+      ->check(fib::cli::host_port());
   std::string modes_help;
   std::vector<std::string> mode_names;
   for (const fib::ModeInfo& row : fib::kModes) {
@@ -179,7 +178,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "HOST:PORT or :PORT (every IPv4 interface) to serve Prometheus metrics on, at /metrics (for instance "
                  "127.0.0.1:9464; IPv4 only; port 0 picks a free port; default: none)")
       ->type_name("ADDRESS")
-      ->check(fib::cli::kHostPort);
+      ->check(fib::cli::host_port());
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->type_name("LEVEL")

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_common.h"
+#include "fib/cli/options.h"
 #include "fib/net/socket.h"
 
 namespace {
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   unsigned threads = 2;
   double seconds = 3;
   CLI::App app{"New connections per second: connect, ask fib(1), read the answer, close; in a loop per thread."};
-  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::host_port());
   app.add_option("-t,--threads", threads, "threads, each connecting over and over")
       ->capture_default_str()
       ->check(CLI::Range(1u, 10000u));

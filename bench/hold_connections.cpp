@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_common.h"
+#include "fib/cli/options.h"
 #include "fib/net/socket.h"
 
 int main(int argc, char** argv) {
@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   double seconds = 60;
   bool ask = false;
   CLI::App app{"Holds idle connections open to a server, for memory per connection."};
-  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::host_port());
   app.add_option("-c,--connections", count, "connections to open and hold")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));

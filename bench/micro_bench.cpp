@@ -39,7 +39,7 @@ void frame_and_reply(benchmark::State& state, const std::string& input) {
   fib::ReplyBuffer replies;
   std::int64_t lines = 0;
   for (auto _ : state) {
-    fib::LineFramer framer;
+    fib::LineFramer framer(fib::kMaxRequestLineBytes);
     const auto space = framer.free_space();
     std::memcpy(space.data(), input.data(), input.size());
     framer.commit(input.size());

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_common.h"
+#include "fib/cli/options.h"
 #include "fib/core/fib.h"
 #include "fib/net/socket.h"
 
@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   unsigned connections = 1, n = 1;
   double seconds = 3;
   CLI::App app{"The simplest blocking client: send, receive, count; fib_perf's yardstick."};
-  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::kHostPort);
+  app.add_option("address", address, "server: HOST:PORT")->capture_default_str()->check(fib::cli::host_port());
   app.add_option("-c,--connections", connections, "connections, one thread each")
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));

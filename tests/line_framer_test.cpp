@@ -29,13 +29,13 @@ std::vector<std::string> feed(LineFramer& framer, std::string_view data) {
 }
 
 TEST(LineFramer, PipelinedLinesInOneReadComeOutInOrder) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_EQ(feed(framer, "1\n2\n30\n"), (std::vector<std::string>{"1", "2", "30"}));
   EXPECT_FALSE(framer.has_partial());
 }
 
 TEST(LineFramer, LineSplitOverSeveralReads) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_TRUE(feed(framer, "1").empty());
   EXPECT_TRUE(framer.has_partial());
   EXPECT_TRUE(feed(framer, "2").empty());
@@ -45,7 +45,7 @@ TEST(LineFramer, LineSplitOverSeveralReads) {
 }
 
 TEST(LineFramer, CarriageReturnBeforeNewlineIsDropped) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_EQ(feed(framer, "7\r\n8\n"), (std::vector<std::string>{"7", "8"}));
   // The '\r' and '\n' may arrive in different reads.
   EXPECT_TRUE(feed(framer, "9\r").empty());
@@ -53,12 +53,12 @@ TEST(LineFramer, CarriageReturnBeforeNewlineIsDropped) {
 }
 
 TEST(LineFramer, EmptyLinesAreSkipped) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_EQ(feed(framer, "\n\r\n1\n\n\n2\n"), (std::vector<std::string>{"1", "2"}));
 }
 
 TEST(LineFramer, UnterminatedRequestIsTakenWhole) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_TRUE(feed(framer, "30").empty());
   ASSERT_TRUE(framer.has_partial());
   EXPECT_EQ(framer.take_partial(), "30");
@@ -68,7 +68,7 @@ TEST(LineFramer, UnterminatedRequestIsTakenWhole) {
 }
 
 TEST(LineFramer, ShortPartialMayBeARequestUntilTheClientSendsANewline) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   feed(framer, "30");
   EXPECT_TRUE(framer.partial_may_be_request());
   framer.take_partial();
@@ -78,8 +78,8 @@ TEST(LineFramer, ShortPartialMayBeARequestUntilTheClientSendsANewline) {
 }
 
 TEST(LineFramer, LongPartialIsALineStillArriving) {
-  LineFramer framer;
-  feed(framer, std::string(LineFramer::kMaxUnterminatedBytes, '1'));
+  LineFramer framer(kMaxRequestLineBytes);
+  feed(framer, std::string(kMaxUnterminatedRequestBytes, '1'));
   EXPECT_TRUE(framer.partial_may_be_request());
   feed(framer, "1");
   EXPECT_FALSE(framer.partial_may_be_request());
@@ -87,20 +87,20 @@ TEST(LineFramer, LongPartialIsALineStillArriving) {
 }
 
 TEST(LineFramer, TakePartialDropsTrailingCarriageReturn) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   feed(framer, "1\n12\r");
   EXPECT_EQ(framer.take_partial(), "12");
 }
 
 TEST(LineFramer, BufferIsReusedAcrossManyLines) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   std::size_t total = 0;
   for (int i = 0; i < 10000; ++i) total += feed(framer, "123456789\n").size();
   EXPECT_EQ(total, 10000u);
 }
 
 TEST(LineFramer, StartsSmallAndGrowsForALongLine) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   EXPECT_EQ(framer.free_space().size(), LineFramer::kSmallBytes);
   const std::string line(3000, '5');  // longer than the small buffer, within the limit
   EXPECT_EQ(feed(framer, line + "\n1\n"), (std::vector<std::string>{line, "1"}));
@@ -108,8 +108,8 @@ TEST(LineFramer, StartsSmallAndGrowsForALongLine) {
 }
 
 TEST(LineFramer, LongestAcceptedLineFits) {
-  LineFramer framer;
-  const std::string line(LineFramer::kMaxLineBytes, '7');
+  LineFramer framer(kMaxRequestLineBytes);
+  const std::string line(kMaxRequestLineBytes, '7');
   const auto lines = feed(framer, line + "\n");
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], line);
@@ -117,7 +117,7 @@ TEST(LineFramer, LongestAcceptedLineFits) {
 }
 
 TEST(LineFramer, OverLongLineIsReportedAndSpaceRunsOut) {
-  LineFramer framer;
+  LineFramer framer(kMaxRequestLineBytes);
   feed(framer, std::string(1000, '1'));
   EXPECT_FALSE(framer.line_too_long());
   // Keep feeding a line with no newline until the buffer is full.
@@ -129,8 +129,8 @@ TEST(LineFramer, OverLongLineIsReportedAndSpaceRunsOut) {
 }
 
 TEST(LineFramer, CompleteLinesBeforeAnOverLongOneAreStillReturned) {
-  LineFramer framer;
-  std::string data = "1\n2\n" + std::string(LineFramer::kMaxLineBytes - 3, '9');
+  LineFramer framer(kMaxRequestLineBytes);
+  std::string data = "1\n2\n" + std::string(kMaxRequestLineBytes - 3, '9');
   EXPECT_EQ(feed(framer, data), (std::vector<std::string>{"1", "2"}));
   EXPECT_FALSE(framer.line_too_long());
   // Space freed by the two lines is handed back for the rest.

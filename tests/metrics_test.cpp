@@ -235,7 +235,7 @@ TEST_P(MetricsTest, CountsWhatClientsWereAnswered) {
   }
   {
     Client client(server.port());
-    client.send(std::string(LineFramer::kMaxLineBytes + 10, '1'));
+    client.send(std::string(kMaxRequestLineBytes + 10, '1'));
     const std::optional<std::string> line = client.read_line();
     ASSERT_TRUE(line.has_value());
     EXPECT_EQ(line->rfind("error: ", 0), 0u) << *line;

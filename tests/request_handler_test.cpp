@@ -4,7 +4,10 @@
 
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "fib/core/protocol.h"
 
 namespace fib {
 namespace {
@@ -95,7 +98,8 @@ TEST(RequestHandler, LineTooLongReply) {
   const RequestHandler handler(Algorithm::recursive, 45);
   ReplyBuffer out;
   handler.reply_line_too_long(out);
-  EXPECT_EQ(out.view(), "error: line longer than 4095 bytes; send one whole number from 0 to 45 per line\n");
+  EXPECT_EQ(out.view(), fmt::format("error: line longer than {} bytes; send one whole number from 0 to 45 per line\n",
+                                    kMaxRequestLineBytes));
 }
 
 TEST(RequestHandler, StoppingAndIdleLines) {

@@ -1,4 +1,4 @@
-// Covers server.h and connection.h over real sockets, with the server
+// Covers server.h and the connection rules over real sockets, with the server
 // running in-process on an ephemeral port.
 #include <sys/socket.h>
 
@@ -8,7 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "fib/core/protocol.h"
 
 #include "fib/core/fib.h"
 #include "modes.h"
@@ -106,7 +109,7 @@ TEST_P(ServerTest, OverLongLineGetsAnErrorAndTheConnectionIsClosed) {
   EXPECT_EQ(client.read_line(), "1");
   const auto error = client.read_line();
   ASSERT_TRUE(error.has_value());
-  EXPECT_TRUE(error->starts_with("error: line longer than 4095 bytes")) << *error;
+  EXPECT_TRUE(error->starts_with(fmt::format("error: line longer than {} bytes", kMaxRequestLineBytes))) << *error;
   EXPECT_TRUE(client.read_eof());  // closed cleanly, not reset
   // The server itself is fine.
   Client next(running.port());
@@ -124,7 +127,7 @@ TEST_P(ServerTest, LongLineArrivingInPiecesIsOneLine) {
   client.send("\n");
   const auto error = client.read_line();
   ASSERT_TRUE(error.has_value());
-  EXPECT_TRUE(error->starts_with("error: line longer than 4095 bytes")) << *error;
+  EXPECT_TRUE(error->starts_with(fmt::format("error: line longer than {} bytes", kMaxRequestLineBytes))) << *error;
   EXPECT_TRUE(client.read_eof());
 }
 

@@ -9,7 +9,10 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "fib/core/protocol.h"
 
 namespace fib {
 namespace {
@@ -70,7 +73,7 @@ TEST(Session, SentReturnsTheRepliesItSentByKind) {
   EXPECT_EQ(d.session().errors(), 3u);
   // What was counted once is not counted again.
   EXPECT_EQ(d.session().sent().replies(), 0u);
-  const std::string long_line(LineFramer::kMaxLineBytes + 10, '7');
+  const std::string long_line(kMaxRequestLineBytes + 10, '7');
   Next next = Next::receive;
   for (std::size_t at = 0; at < long_line.size() && next == Next::receive; at += d.consumed())
     next = d.receive(std::string_view(long_line).substr(at, 400), true);
@@ -200,12 +203,12 @@ TEST(Session, AFullReplyBufferIsSentBeforeMoreReplies) {
 
 TEST(Session, OverLongLineGetsAnErrorThenACloseGracefully) {
   Driver d;
-  const std::string long_line(LineFramer::kMaxLineBytes + 10, '7');
+  const std::string long_line(kMaxRequestLineBytes + 10, '7');
   Next next = Next::receive;
   for (std::size_t at = 0; at < long_line.size() && next == Next::receive; at += d.consumed())
     next = d.receive(std::string_view(long_line).substr(at, 400), true);
   EXPECT_EQ(next, Next::close_gracefully);
-  EXPECT_TRUE(d.send().starts_with("error: line longer than 4095 bytes"));
+  EXPECT_TRUE(d.send().starts_with(fmt::format("error: line longer than {} bytes", kMaxRequestLineBytes)));
   EXPECT_EQ(d.session().errors(), 1u);
   EXPECT_EQ(d.advance(), Next::close_gracefully);  // it stays closing
 }

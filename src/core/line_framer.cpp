@@ -23,7 +23,7 @@ std::span<char> LineFramer::free_space() {
   }
   if (end_ == capacity() && !large_) {
     // One line has outgrown the small buffer: a long line, or junk.
-    large_ = std::make_unique_for_overwrite<char[]>(kMaxLineBytes + 1);
+    large_ = std::make_unique_for_overwrite<char[]>(max_line_ + 1);
     std::memcpy(large_.get(), small_, end_);
   }
   return {data() + end_, capacity() - end_};

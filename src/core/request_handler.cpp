@@ -117,7 +117,7 @@ bool RequestHandler::respond(const Request& request, std::string_view line, Repl
 
 void RequestHandler::reply_line_too_long(ReplyBuffer& out) const {
   append_format(out, "error: line longer than {} bytes; send one whole number from 0 to {} per line\n",
-                LineFramer::kMaxLineBytes, max_n_);
+                kMaxRequestLineBytes, max_n_);
 }
 
 void RequestHandler::reply_stopping(ReplyBuffer& out) {

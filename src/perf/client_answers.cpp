@@ -97,7 +97,7 @@ void ClientConnection::lose_connection(std::uint64_t ErrorCounts::*kind) {
   // nothing in flight (an idle one) was not failed: it reconnects.
   if (kind != &ErrorCounts::wrong_answer && !in_flight_.empty()) lost_since_reply_ = true;
   in_flight_.clear();
-  framer_ = LineFramer{};
+  framer_ = LineFramer{kMaxReplyLineBytes};
   fd_.reset();
 }
 

@@ -25,6 +25,11 @@
 
 namespace fib {
 
+// The longest reply line fib_perf takes: its own limit, apart from the
+// server's for requests. An answer has at most 20 digits, an error line a
+// hundred bytes or so; a longer line means the framing is lost.
+inline constexpr std::size_t kMaxReplyLineBytes = 4095;
+
 // A duration in nanoseconds, for the histograms (0 for a negative one).
 inline std::uint64_t to_ns(Clock::duration d) {
   return static_cast<std::uint64_t>(
@@ -137,7 +142,7 @@ class ClientConnection {
   LoadRun& run_;
   const unsigned index_;
   Fd fd_;
-  LineFramer framer_;
+  LineFramer framer_{kMaxReplyLineBytes};
   InFlight in_flight_;
   std::optional<std::uint64_t> quota_;  // measured requests this connection sends
   std::uint64_t measured_sent_ = 0, sent_late_ = 0, scheduled_ = 0, unsent_ = 0;

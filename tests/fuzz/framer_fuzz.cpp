@@ -48,7 +48,7 @@ std::vector<std::string> reference_requests(std::string_view input, const std::v
       if (std::string line = drop_cr(std::exchange(partial, {})); !line.empty()) requests.push_back(std::move(line));
     }
     at += n;
-    if (eager && !seen_newline && !partial.empty() && partial.size() <= fib::LineFramer::kMaxUnterminatedBytes)
+    if (eager && !seen_newline && !partial.empty() && partial.size() <= fib::kMaxUnterminatedRequestBytes)
       requests.push_back(drop_cr(std::exchange(partial, {})));
   }
   if (!partial.empty()) requests.push_back(drop_cr(partial));
@@ -140,7 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     while (line < expected.size() && blank(line)) ++line;
     check(line < expected.size());
-    check(expected[line].size() <= fib::LineFramer::kMaxLineBytes);
+    check(expected[line].size() <= fib::kMaxRequestLineBytes);
     check_reply(expected[line], reply, max_n);
     ++line;
   }

@@ -1,8 +1,7 @@
 // Splits a byte stream into request lines. Pure: bytes in, lines out.
 //
 // Requests are a few bytes, so the framer starts with a small buffer of its
-// own (it lives on the connection thread's stack, and an idle connection
-// should cost little memory) and moves to a larger one, once, only when a
+// own (an idle connection should cost little memory) and moves to a larger one, once, only when a
 // line outgrows it. Either way memory stays bounded whatever a client sends,
 // and the steady state allocates nothing. Not thread-safe: one framer
 // belongs to one connection.
@@ -14,17 +13,19 @@
 #include <span>
 #include <string_view>
 
+#include "fib/core/protocol.h"
+
 namespace fib {
 
 class LineFramer {
  public:
-  // The longest line accepted, counting a '\r' before its '\n'. A request
-  // is one number, so anything near this long is not a request.
-  static constexpr std::size_t kMaxLineBytes = 4095;
-  // The longest run of bytes without a newline taken as a request.
-  static constexpr std::size_t kMaxUnterminatedBytes = 32;
   // The buffer a framer starts with.
   static constexpr std::size_t kSmallBytes = 512;
+
+  // Lines of up to `max_line_bytes`, counting a '\r' before its '\n'
+  // (the server's: kMaxRequestLineBytes).
+  explicit LineFramer(std::size_t max_line_bytes) : max_line_(max_line_bytes) {}
+  std::size_t max_line_bytes() const { return max_line_; }
 
   // Where the next receive should write. Moves any partial line to the front
   // first (into the larger buffer if the small one is full), so views
@@ -49,14 +50,14 @@ class LineFramer {
   // mid-line is just a line split over reads) and only as long as a request
   // (a longer run is a line still arriving).
   bool partial_may_be_request() const {
-    return has_partial() && !seen_newline_ && end_ - begin_ <= kMaxUnterminatedBytes;
+    return has_partial() && !seen_newline_ && end_ - begin_ <= kMaxUnterminatedRequestBytes;
   }
   // Takes the partial line as one whole request (a trailing '\r' is
   // dropped). May be empty or blank; the caller decides what that means.
   std::string_view take_partial();
 
-  // True when a line has grown past kMaxLineBytes without a '\n'.
-  bool line_too_long() const { return end_ - begin_ > kMaxLineBytes; }
+  // True when a line has grown past max_line_bytes() without a '\n'.
+  bool line_too_long() const { return end_ - begin_ > max_line_; }
 
   bool seen_newline() const { return seen_newline_; }
   // Starts over, empty (nothing partial may be left), as a framer that has
@@ -66,10 +67,11 @@ class LineFramer {
  private:
   char* data() { return large_ ? large_.get() : small_; }
   const char* data() const { return large_ ? large_.get() : small_; }
-  std::size_t capacity() const { return large_ ? kMaxLineBytes + 1 : kSmallBytes; }
+  std::size_t capacity() const { return large_ ? max_line_ + 1 : kSmallBytes; }
 
+  std::size_t max_line_;
   char small_[kSmallBytes];        // not zeroed: untouched until data arrives
-  std::unique_ptr<char[]> large_;  // kMaxLineBytes + 1 bytes, once a line needs them
+  std::unique_ptr<char[]> large_;  // max_line_ + 1 bytes, once a line needs them
   std::size_t begin_ = 0;          // first byte not yet returned as a line
   std::size_t end_ = 0;            // one past the last byte received
   std::size_t scan_ = 0;           // bytes before this hold no '\n'

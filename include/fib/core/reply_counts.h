@@ -19,7 +19,7 @@ enum class ErrorKind {
   not_a_number,   // letters, inner spaces, a '+' sign, ...
   negative,       // a '-' followed by digits
   too_large,      // above the cap (--max-n)
-  line_too_long,  // past LineFramer::kMaxLineBytes: the connection closes after it
+  line_too_long,  // past kMaxRequestLineBytes: the connection closes after it
 };
 struct ErrorKindInfo {
   ErrorKind kind;

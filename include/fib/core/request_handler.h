@@ -49,7 +49,7 @@ class ReplyBuffer {
   void commit(std::size_t n) { size_ += n; }
 
  private:
-  // Small, since it lives on the connection thread's stack: pipelined
+  // Small, since every busy connection holds one: pipelined
   // replies go out every few hundred bytes. Not zeroed: untouched until
   // replies are written.
   std::array<char, 2 * kMaxReplyBytes> data_;
@@ -85,7 +85,7 @@ class RequestHandler {
   bool respond(const Request& request, std::string_view line, ReplyBuffer& out, Cancel* cancel = nullptr) const;
   // parse() then respond(); false for a blank line.
   bool reply(std::string_view line, ReplyBuffer& out) const;
-  // The error line for a line longer than LineFramer::kMaxLineBytes.
+  // The error line for a line longer than kMaxRequestLineBytes.
   void reply_line_too_long(ReplyBuffer& out) const;
   // The last line a connection gets when the server stops: the requests
   // after the last answer were not answered.

@@ -7,7 +7,7 @@
 // never sent a newline may send one short request with none, taken once
 // nothing more is waiting; blank lines get no reply; a bad request gets one
 // "error: " line and the connection goes on; replies waiting are sent before
-// a slow request is started; a line past LineFramer::kMaxLineBytes gets an
+// a slow request is started; a line past kMaxRequestLineBytes gets an
 // error line and the connection closes gracefully; at end of stream a
 // partial line is a last request; only a valid request counts for the idle
 // rule.
@@ -120,7 +120,7 @@ class Session {
   const RequestHandler& handler_;
   const std::atomic<bool>* cancel_;
   CancelFlag cancel_flag_{cancel_};
-  LineFramer framer_;
+  LineFramer framer_{kMaxRequestLineBytes};
   ReplyBuffer replies_;
   std::optional<std::string_view> held_;  // a request not yet answered (a view into the framer)
   std::optional<Request> slow_;           // the parsed held_ when it waits for compute()

@@ -1,37 +1,31 @@
-// Command-line pieces both programs share (CLI11 is used by the mains only).
-#pragma once
+#include "fib/cli/options.h"
 
 #include <cctype>
 #include <charconv>
 #include <limits>
-#include <optional>
 #include <stdexcept>
 #include <string>
-#include <string_view>
+#include <system_error>
 
 #include <fmt/format.h>
-#include <CLI/CLI.hpp>
 
 #include "fib/core/address.h"
 
 namespace fib::cli {
 
-// Checks an address with the same parser the programs use.
-inline const CLI::Validator kHostPort(
-    [](const std::string& text) {
-      try {
-        parse_host_port(text);
-        return std::string();
-      } catch (const std::invalid_argument& e) {
-        return std::string(e.what());
-      }
-    },
-    "");
+CLI::Validator host_port() {
+  return {[](const std::string& text) {
+            try {
+              parse_host_port(text);
+              return std::string();
+            } catch (const std::invalid_argument& e) {
+              return std::string(e.what());
+            }
+          },
+          ""};
+}
 
-// A number written the plain decimal way: digits with an optional sign,
-// fraction and exponent ("2", "0.5", "1e3"). NaN, infinities and hexadecimal
-// floats ("0x1p1") are not numbers here, whatever strtod makes of them.
-inline std::optional<double> parse_decimal(std::string_view text) {
+std::optional<double> parse_decimal(std::string_view text) {
   if (text.empty() || text.find_first_not_of("0123456789.eE+-") != std::string_view::npos) return std::nullopt;
   if (text.front() == '+') text.remove_prefix(1);
   double value = 0;
@@ -42,10 +36,7 @@ inline std::optional<double> parse_decimal(std::string_view text) {
   return value;
 }
 
-// A floating-point option: a plain decimal number from `low` to `high` (or
-// 0, which turns the feature off, when `zero_is_off`), else a message that
-// says what is accepted.
-inline CLI::Validator decimal_between(double low, double high, std::string_view unit, bool zero_is_off = false) {
+CLI::Validator decimal_between(double low, double high, std::string_view unit, bool zero_is_off) {
   const std::string accepted = zero_is_off ? fmt::format("0 (off) or from {} to {} {}", low, high, unit)
                                            : fmt::format("from {} to {} {}", low, high, unit);
   return {[=](const std::string& text) {
@@ -57,18 +48,12 @@ inline CLI::Validator decimal_between(double low, double high, std::string_view 
           ""};
 }
 
-// `validator` without its description, which CLI11 would add to the type
-// name in --help (UINT:UINT in [1 - 1024]): the option's help says it.
-inline CLI::Validator quiet(CLI::Validator validator) {
+CLI::Validator quiet(CLI::Validator validator) {
   validator.description("");
   return validator;
 }
 
-// Parses argv; returns the exit status to leave with (0 after --help or
-// --version, 2 for bad usage), or -1 to carry on. An unknown option is
-// reported first: CLI11 would check the positional address before it, so
-// `fib_server -d 3` would be refused as the bad address "3".
-inline int parse(CLI::App& app, int argc, char** argv) {
+int parse(CLI::App& app, int argc, char** argv) {
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
@@ -88,6 +73,35 @@ inline int parse(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+}
+
+ParsedWhole parse_whole(std::string_view text) {
+  bool negative = false;
+  if (!text.empty() && (text.front() == '+' || text.front() == '-')) {
+    negative = text.front() == '-';
+    text.remove_prefix(1);
+  }
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) return {};
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error == std::errc::result_out_of_range) return {WholeNumber::out_of_range, 0};
+  if (error != std::errc() || end != text.data() + text.size()) return {};
+  if (negative && value != 0) return {WholeNumber::out_of_range, 0};  // below any range here: they start at 0
+  return {WholeNumber::ok, value};
+}
+
+CLI::Validator whole_between(std::uint64_t low, std::uint64_t high) {
+  const std::string accepted = fmt::format("give from {} to {}", low, high);
+  return {[=](std::string& text) {
+            const ParsedWhole parsed = parse_whole(text);
+            if (parsed.kind == WholeNumber::not_whole)
+              return fmt::format("{} is not a whole number; {}", text, accepted);
+            if (parsed.kind == WholeNumber::out_of_range || parsed.value < low || parsed.value > high)
+              return fmt::format("{} is out of range; {}", text, accepted);
+            text = std::to_string(parsed.value);
+            return std::string();
+          },
+          ""};
 }
 
 }  // namespace fib::cli
