@@ -20,15 +20,16 @@ constexpr int kRateNotHeld = 3;
 // while the others did: the figures describe fewer connections than asked for.
 constexpr int kStarved = 4;
 
-// What can fail at run time is caught below; anything else (out of memory
-// while parsing the command line) may end the program as an uncaught
-// exception does.
-int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
-  fib::LoadConfig config;
+namespace {
+
+// Reads the command line into `config` and `json`; returns the exit status
+// to leave with (0 after --help or --version, 2 for bad usage), or -1 to
+// carry on.
+// NOLINTNEXTLINE(readability-function-size): long only for its option declarations
+int parse_options(int argc, char** argv, fib::LoadConfig& config, bool& json) {
   std::string address = "127.0.0.1:25000";
   double duration = 0, rate = 0, warmup = 0, timeout = 10;
   std::uint64_t requests = 0;
-  bool json = false;
 
   CLI::App app{
       "Load generator for fib_server. Closed loop by default (each connection sends its next request as soon as "
@@ -41,11 +42,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   app.set_version_flag("--version", "fib_perf " FIB_SERVER_VERSION);
   // Each option's type is named once (N, SECONDS, ...) and its range is in
   // its description: no label of CLI11's own ("UINT:UINT in [1 - 100000]").
-  const auto unlabelled = [](CLI::Validator validator) { return validator.description(""); };
   app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
       ->capture_default_str()
       ->type_name("HOST:PORT")
-      ->check(unlabelled(fib::cli::host_port()));
+      ->check(fib::cli::quiet(fib::cli::host_port()));
   app.add_option("-c,--connections", config.connections, "connections, each with a thread of its own; 1 to 100000")
       ->capture_default_str()
       ->type_name("N")
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   app.add_option("-d,--duration", duration,
                  "seconds to measure (fractions allowed), after the warm-up; 0.001 to 10000000")
       ->type_name("SECONDS")
-      ->check(unlabelled(fib::cli::decimal_between(0.001, 1e7, "seconds")));
+      ->check(fib::cli::quiet(fib::cli::decimal_between(0.001, 1e7, "seconds")));
   app.add_option("--requests", requests, "stop after this many measured requests are answered; 1 to 1000000000000")
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1'000'000'000'000));
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                  "open loop: requests per second in total, spread evenly over the connections and over time; "
                  "latency counts from each request's scheduled time; 0.01 to 100000000")
       ->type_name("RATE")
-      ->check(unlabelled(fib::cli::decimal_between(0.01, 1e8, "requests per second")));
+      ->check(fib::cli::quiet(fib::cli::decimal_between(0.01, 1e8, "requests per second")));
   app.add_option("--pipeline", config.pipeline, "requests in flight per connection; 1 to 10000")
       ->capture_default_str()
       ->type_name("N")
@@ -74,11 +74,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   app.add_option("--warmup", warmup, "seconds of load applied but not counted; 0 to 86400")
       ->capture_default_str()
       ->type_name("SECONDS")
-      ->check(unlabelled(fib::cli::decimal_between(0, 86400, "seconds")));
+      ->check(fib::cli::quiet(fib::cli::decimal_between(0, 86400, "seconds")));
   app.add_option("--timeout", timeout, "seconds; a request unanswered this long counts as an error; 0.001 to 86400")
       ->capture_default_str()
       ->type_name("SECONDS")
-      ->check(unlabelled(fib::cli::decimal_between(0.001, 86400, "seconds")));
+      ->check(fib::cli::quiet(fib::cli::decimal_between(0.001, 86400, "seconds")));
   app.add_flag("--json", json, "print the summary as one JSON object on stdout; live lines go to stderr");
   if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
 
@@ -88,6 +88,18 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   config.timeout = fib::from_seconds(timeout);
   if (requests > 0) config.requests = requests;
   if (rate > 0) config.rate = rate;
+  return -1;
+}
+
+}  // namespace
+
+// What can fail at run time is caught below; anything else (out of memory
+// while parsing the command line) may end the program as an uncaught
+// exception does.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
+  fib::LoadConfig config;
+  bool json = false;
+  if (const int status = parse_options(argc, argv, config, json); status >= 0) return status;
   std::FILE* live = json ? stderr : stdout;
 
   try {

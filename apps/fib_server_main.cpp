@@ -77,6 +77,7 @@ std::string loop_modes() {
 // Reads the command line into `config` and `log_level`; returns the exit
 // status to leave with (0 after --help or --version, 2 for bad usage), or -1
 // to carry on.
+// NOLINTNEXTLINE(readability-function-size): long only for its option declarations
 int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level,
                   std::optional<fib::HostPort>& metrics) {
   std::string address = "127.0.0.1:25000";

@@ -85,8 +85,6 @@ class CoroutineEngine final : public Engine {
   // Opens an acceptor per loop on (a duplicate of) the listener.
   explicit CoroutineEngine(const EngineContext& context);
   ~CoroutineEngine() override;
-  CoroutineEngine(const CoroutineEngine&) = delete;
-  CoroutineEngine& operator=(const CoroutineEngine&) = delete;
 
   void run() override;
   void stop() override;

@@ -29,7 +29,10 @@ struct EngineContext {
 
 class Engine {
  public:
+  Engine() = default;
   virtual ~Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // Accepts and serves until a stop has ended every connection, then
   // returns with every thread it started joined. Throws what broke it
@@ -37,8 +40,9 @@ class Engine {
   virtual void run() = 0;
   // A stop has begun (called once, from any thread, with no lock held that
   // connections take): stop accepting, and have connections blocked in a
-  // receive see it. The listener is shut down already.
-  virtual void stop() = 0;
+  // receive see it. The listener is shut down already, which ends a
+  // blocking accept.
+  virtual void stop() {}
   // From the stop's supervisor, repeatedly until every connection has ended:
   // wakes connections a stop cannot reach otherwise.
   virtual void wake() {}

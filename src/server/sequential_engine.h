@@ -18,7 +18,6 @@ class SequentialEngine final : public Engine {
   explicit SequentialEngine(const EngineContext& context) : context_(context) {}
 
   void run() override;
-  void stop() override {}  // the listener's shutdown ends the accept, wake() the receive
   void wake() override;
   void abandon() override;
   void add_to(ServerStats& stats) const override;

@@ -24,11 +24,8 @@ class ThreadEngine final : public Engine {
  public:
   explicit ThreadEngine(const EngineContext& context);
   ~ThreadEngine() override;
-  ThreadEngine(const ThreadEngine&) = delete;
-  ThreadEngine& operator=(const ThreadEngine&) = delete;
 
   void run() override;
-  void stop() override {}  // the listener's shutdown ends the accept, wake() the receives
   void wake() override;
   void abandon() override;
   void add_to(ServerStats& stats) const override;
