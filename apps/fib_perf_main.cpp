@@ -39,13 +39,10 @@ int parse_options(int argc, char** argv, fib::LoadConfig& config, bool& json) {
       "mid-run); 2 bad usage; 3 no errors, but the --rate was not kept; 4 no errors, but some connections got no "
       "answer while the others did (a server that serves one connection at a time). Where several apply, 1 is "
       "given before 4, and 4 before 3."};
-  app.set_version_flag("--version", "fib_perf " FIB_SERVER_VERSION);
+  fib::cli::add_version_and_address(app, "fib_perf", address, "HOST:PORT",
+                                    "server to load: HOST:PORT, [IPV6]:PORT or :PORT");
   // Each option's type is named once (N, SECONDS, ...) and its range is in
   // its description: no label of CLI11's own ("UINT:UINT in [1 - 100000]").
-  app.add_option("address", address, "server to load: HOST:PORT, [IPV6]:PORT or :PORT")
-      ->capture_default_str()
-      ->type_name("HOST:PORT")
-      ->check(fib::cli::quiet(fib::cli::host_port()));
   app.add_option("-c,--connections", config.connections, "connections, each with a thread of its own; 1 to 100000")
       ->capture_default_str()
       ->type_name("N")

@@ -92,11 +92,8 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
       "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops. "
       "SIGINT, SIGTERM or SIGHUP stop it gracefully. Exit status: 0 stopped by a signal; 1 could not start (the "
       "message says why) or a second signal came; 2 bad usage."};
-  app.set_version_flag("--version", "fib_server " FIB_SERVER_VERSION);
-  app.add_option("address", address, "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port")
-      ->capture_default_str()
-      ->type_name("ADDRESS")
-      ->check(fib::cli::host_port());
+  fib::cli::add_version_and_address(app, "fib_server", address, "ADDRESS",
+                                    "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port");
   std::string modes_help;
   std::vector<std::string> mode_names;
   for (const fib::ModeInfo& row : fib::kModes) {
@@ -162,18 +159,19 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "the descriptor limit less 16; at most 10000000)")
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 10'000'000));
-  app.add_option("--idle-timeout", idle_timeout_s,
+  // Seconds that may be 0 (off), else at least a millisecond.
+  const auto off_or_seconds = [&app](const char* name, double& seconds, const char* help) {
+    app.add_option(name, seconds, help)
+        ->capture_default_str()
+        ->type_name("SECONDS")
+        ->check(fib::cli::quiet(kOffOrMilliseconds));
+  };
+  off_or_seconds("--idle-timeout", idle_timeout_s,
                  "seconds; a connection that completes no valid request, or cannot send its replies, for this long "
-                 "is closed (0: never; else 0.001 to 86400)")
-      ->capture_default_str()
-      ->type_name("SECONDS")
-      ->check(fib::cli::quiet(kOffOrMilliseconds));
-  app.add_option("--stats-interval", stats_interval_s,
+                 "is closed (0: never; else 0.001 to 86400)");
+  off_or_seconds("--stats-interval", stats_interval_s,
                  "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
-                 "errors), also logged at shutdown (0: none; else 0.001 to 86400)")
-      ->capture_default_str()
-      ->type_name("SECONDS")
-      ->check(fib::cli::quiet(kOffOrMilliseconds));
+                 "errors), also logged at shutdown (0: none; else 0.001 to 86400)");
   std::string metrics_address;
   app.add_option("--metrics", metrics_address,
                  "HOST:PORT or :PORT (every IPv4 interface) to serve Prometheus metrics on, at /metrics (for instance "

@@ -104,4 +104,13 @@ CLI::Validator whole_between(std::uint64_t low, std::uint64_t high) {
           ""};
 }
 
+void add_version_and_address(CLI::App& app, std::string_view program, std::string& address, std::string_view type_name,
+                             std::string_view help) {
+  app.set_version_flag("--version", fmt::format("{} {}", program, FIB_SERVER_VERSION));
+  app.add_option("address", address, std::string(help))
+      ->capture_default_str()
+      ->type_name(std::string(type_name))
+      ->check(quiet(host_port()));
+}
+
 }  // namespace fib::cli

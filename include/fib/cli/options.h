@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <CLI/CLI.hpp>
@@ -41,6 +42,11 @@ CLI::Validator whole_between(std::uint64_t low, std::uint64_t high);
 // `validator` without its description, which CLI11 would add to the type
 // name in --help (UINT:UINT in [1 - 1024]): the option's help says it.
 CLI::Validator quiet(CLI::Validator validator);
+
+// --version ("PROGRAM VERSION") and the address argument, `type_name` in
+// --help, checked by host_port().
+void add_version_and_address(CLI::App& app, std::string_view program, std::string& address, std::string_view type_name,
+                             std::string_view help);
 
 // Parses argv; returns the exit status to leave with (0 after --help or
 // --version, 2 for bad usage), or -1 to carry on. An unknown option is
