@@ -21,7 +21,7 @@ PERF=${PERF:-build/bin/fib_perf} SERVER_ARGS=${SERVER_ARGS:-} SCRAPE_SECONDS=${S
 (($#)) || { echo "usage: $0 SERVER..." >&2; exit 2; }
 ticks=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # cpu_ticks PID: user + system time of the process so far, in clock ticks.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }

@@ -23,7 +23,9 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
   sudo=(sudo -n)
 fi
-export DEBIAN_FRONTEND=noninteractive
-# apt's own progress: what it fetches, unpacks and sets up, one line each.
-"${sudo[@]}" apt-get update -q
-"${sudo[@]}" apt-get install -y -q -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}"
+# No questions from debconf: given through env, as sudo's env_reset would
+# drop an exported DEBIAN_FRONTEND. apt's own progress: what it fetches,
+# unpacks and sets up, one line each.
+apt=(env DEBIAN_FRONTEND=noninteractive apt-get)
+"${sudo[@]}" "${apt[@]}" update -q
+"${sudo[@]}" "${apt[@]}" install -y -q -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}"

@@ -391,6 +391,16 @@ TEST(Program, ThreadCreationFailureIsAnErrorLineAndTheServerCarriesOn) {
   GTEST_SKIP() << "a sanitized fib_server reserves terabytes of address space and cannot start under a small "
                   "RLIMIT_AS; the normal build runs this test";
 #endif
+  // Up to 2,000 clients in this process: its soft descriptor limit (1,024 in
+  // a login session) is raised to the hard one for the test, as the server
+  // raises its own.
+  struct RestoreLimit {
+    rlimit saved{};
+    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  } restore;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &restore.saved), 0);
+  const rlimit raised{restore.saved.rlim_max, restore.saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
   // Little address space: threads (their stacks and malloc arenas) run out.
   ChildProcess server("/usr/bin/prlimit", {"--as=200000000", FIB_SERVER_BIN, "127.0.0.1:0"});
   const std::uint16_t port = server.wait_for_listening_port();
