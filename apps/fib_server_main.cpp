@@ -89,7 +89,8 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
 
   CLI::App app{
       "TCP Fibonacci server. Send a number n and a newline; the answer is fib(n) and a newline, or a line starting "
-      "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops. "
+      "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops "
+      "(epoll or io_uring). "
       "SIGINT, SIGTERM or SIGHUP stop it gracefully. Exit status: 0 stopped by a signal; 1 could not start (the "
       "message says why) or a second signal came; 2 bad usage."};
   fib::cli::add_version_and_address(app, "fib_server", address, "ADDRESS",
@@ -105,13 +106,15 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
       ->type_name("MODE")
       ->check(fib::cli::quiet(CLI::IsMember(mode_names)));
   app.add_option("--threads", config.threads,
-                 "coroutine mode: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
+                 "coroutine and uring modes: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1024));
-  app.add_option("--workers", config.workers,
-                 fmt::format("coroutine mode: threads computing slow requests (recursive n of {} or more), at a lower "
-                             "priority than the loops, 1 to 1024 (default: the CPUs this process may use)",
-                             fib::kSlowRecursiveN))
+  app.add_option(
+         "--workers", config.workers,
+         fmt::format(
+             "coroutine and uring modes: threads computing slow requests (recursive n of {} or more), at a lower "
+             "priority than the loops, 1 to 1024 (default: the CPUs this process may use)",
+             fib::kSlowRecursiveN))
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1024));
   // Options that mean nothing in the mode chosen are refused, not ignored;

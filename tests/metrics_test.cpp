@@ -305,12 +305,12 @@ TEST_P(ConcurrentMetricsTest, RefusedConnectionsAreCountedByReason) {
 }
 
 // While a slow request runs, the thread serving it (thread mode) or a
-// worker (coroutine mode) shows as busy.
+// worker (modes with event loops) shows as busy.
 TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
   MetricsServer server(args({"127.0.0.1:0"}));
   ASSERT_NE(server.metrics_port(), 0) << server.log();
   const std::string busy =
-      mode() == Mode::coroutine ? "fib_server_workers_busy" : R"(fib_server_connection_threads{state="busy"})";
+      info(mode()).event_loops ? "fib_server_workers_busy" : R"(fib_server_connection_threads{state="busy"})";
   EXPECT_EQ(server.scrape().at(busy), 0);
   Client client(server.port());
   client.send("42\n");  // a few hundred milliseconds of work
@@ -323,14 +323,14 @@ TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
       1);
   EXPECT_EQ(samples.at("fib_server_max_computing"), static_cast<double>(usable_cpus()));
   EXPECT_EQ(client.read_line(30s), std::to_string(fib_iterative(42)));
-  if (mode() == Mode::coroutine) {
+  if (info(mode()).event_loops) {
     EXPECT_GT(samples.at("fib_server_event_loop_cpu_seconds_total"), 0);
     EXPECT_EQ(samples.at("fib_server_workers"), static_cast<double>(usable_cpus()));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, MetricsTest, ::testing::Values(Mode::thread, Mode::coroutine, Mode::sequential),
-                         mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, MetricsTest,
+                         ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring, Mode::sequential), mode_name);
 INSTANTIATE_TEST_SUITE_P(Modes, ConcurrentMetricsTest, concurrent_modes(), mode_name);
 
 // A hundred clients sending their headers a byte every half second, each

@@ -28,8 +28,8 @@ class ModeTest : public ::testing::TestWithParam<Mode> {
 };
 
 // The modes that serve connections at the same time: every behaviour but
-// the sequential mode's one-at-a-time (covered on its own) holds in both.
-inline auto concurrent_modes() { return ::testing::Values(Mode::thread, Mode::coroutine); }
+// the sequential mode's one-at-a-time (covered on its own) holds in each.
+inline auto concurrent_modes() { return ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring); }
 
 inline std::string mode_name(const ::testing::TestParamInfo<Mode>& info) { return std::string(to_string(info.param)); }
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "child_process.h"
@@ -193,27 +194,46 @@ TEST_P(SignalTest, QuitExitsAtOnce) {
   EXPECT_EQ(server.wait_exit(500ms), 128 + SIGQUIT);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, SignalTest, ::testing::Values(Mode::thread, Mode::coroutine, Mode::sequential),
-                         mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, SignalTest,
+                         ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring, Mode::sequential), mode_name);
 
-// --threads and --workers belong to the coroutine mode: elsewhere they are
-// refused, not ignored; there, the log says what runs.
+// --threads and --workers belong to the modes with event loops: elsewhere
+// they are refused, not ignored; there, the log says what runs.
 TEST(Program, CoroutineOptionsAreRefusedInOtherModesAndHonouredInTheirs) {
   for (const char* mode : {"thread", "sequential"}) {
     for (const char* option : {"--threads", "--workers"}) {
       ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--mode", mode, option, "2"});
       EXPECT_EQ(server.wait_exit(5s), 2) << mode << " " << option;
-      EXPECT_NE(
-          server.err().find(std::string(option) + ": only applies to --mode coroutine (the mode is " + mode + ")"),
-          std::string::npos)
+      EXPECT_NE(server.err().find(std::string(option) +
+                                  ": only applies to --mode coroutine or --mode uring (the mode is " + mode + ")"),
+                std::string::npos)
           << server.err();
     }
   }
-  ServerProcess server({"127.0.0.1:0", "--mode", "coroutine", "--threads", "3", "--workers", "1"});
-  Client client(server.wait_for_port());
-  client.send("30\n");
-  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
-  EXPECT_NE(server.log().find("(coroutine mode, 3 event loops, 1 workers,"), std::string::npos) << server.log();
+  for (const auto& [mode, loops] : {std::pair{"coroutine", "event loops"}, std::pair{"uring", "io_uring loops"}}) {
+    ServerProcess server({"127.0.0.1:0", "--mode", mode, "--threads", "3", "--workers", "1"});
+    Client client(server.wait_for_port());
+    client.send("30\n");
+    EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
+    EXPECT_NE(server.log().find(fmt::format("({} mode, 3 {}, 1 workers,", mode, loops)), std::string::npos)
+        << server.log();
+  }
+}
+
+// Where io_uring is forbidden (a container's seccomp profile), --mode uring
+// says why and what to use instead, and exits 1; the other modes serve.
+TEST(Program, UringModeWhereIoUringIsForbiddenSaysWhyAndWhatToUse) {
+  ChildProcess refused(WITHOUT_IO_URING_BIN, {FIB_SERVER_BIN, "127.0.0.1:0", "--mode", "uring"});
+  EXPECT_EQ(refused.wait_exit(5s), 1) << refused.err();
+  EXPECT_NE(refused.err().find("fib_server: --mode uring: io_uring cannot be set up: Operation not permitted (it is "
+                               "forbidden here: a seccomp filter"),
+            std::string::npos)
+      << refused.err();
+  EXPECT_NE(refused.err().find("--mode coroutine serves the same on epoll"), std::string::npos) << refused.err();
+  ChildProcess coroutine(WITHOUT_IO_URING_BIN, {FIB_SERVER_BIN, "127.0.0.1:0", "--mode", "coroutine"});
+  Client client(coroutine.wait_for_listening_port());
+  client.send("20\n");
+  EXPECT_EQ(client.read_line(), "6765");
 }
 
 TEST(Program, FatalErrorsAreShownWhateverTheLogLevel) {

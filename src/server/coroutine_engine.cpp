@@ -29,13 +29,6 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 // epoll, eventfd and timerfd.
 constexpr unsigned kDescriptorsPerLoop = 4;
 
-// The time on a thread's CPU clock, in nanoseconds.
-std::optional<std::uint64_t> cpu_ns(clockid_t clock) {
-  timespec used{};
-  if (::clock_gettime(clock, &used) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(used.tv_sec) * 1'000'000'000U + static_cast<std::uint64_t>(used.tv_nsec);
-}
-
 Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
   Endpoint to;
   to.length = static_cast<socklen_t>(std::min<std::size_t>(from.size(), sizeof to.storage));
@@ -96,8 +89,7 @@ void CoroutineEngine::run() {
 }
 
 void CoroutineEngine::run_loop(EventLoop& loop) {
-  if (::pthread_getcpuclockid(::pthread_self(), &loop.cpu_clock) == 0)
-    loop.running.store(true, std::memory_order_release);
+  loop.clock.start();
   const auto on_failure = [this](const std::exception_ptr& error) {
     if (error) fail(error);
   };
@@ -111,10 +103,7 @@ void CoroutineEngine::run_loop(EventLoop& loop) {
       fail(std::current_exception());
     }
   }
-  const std::optional<std::uint64_t> used =
-      loop.running.load(std::memory_order_relaxed) ? cpu_ns(loop.cpu_clock) : std::nullopt;
-  if (used) loop.cpu_ns_at_end.store(*used, std::memory_order_relaxed);
-  loop.running.store(false, std::memory_order_release);
+  loop.clock.stop();
 }
 
 void CoroutineEngine::fail(std::exception_ptr error) {
@@ -153,15 +142,7 @@ void CoroutineEngine::add_to(ServerStats& stats) const {
   for (const auto& loop : loops_) {
     loop->totals.add_to(stats.replies, stats.service_times);
     loops.at_workers += loop->at_workers.load(std::memory_order_relaxed);
-    // A thread that has just ended has no clock any more: what it read last.
-    std::optional<std::uint64_t> now;
-    if (loop->running.load(std::memory_order_acquire)) now = cpu_ns(loop->cpu_clock);
-    if (!now) now = loop->cpu_ns_at_end.load(std::memory_order_relaxed);
-    // Never less than an earlier scrape saw: a counter only goes up.
-    std::uint64_t seen = loop->cpu_ns_reported.load(std::memory_order_relaxed);
-    while (seen < *now && !loop->cpu_ns_reported.compare_exchange_weak(seen, *now, std::memory_order_relaxed)) {
-    }
-    loops.cpu_ns += std::max(seen, *now);
+    loops.cpu_ns += loop->clock.cpu_ns();
   }
   stats.loops = loops;
 }

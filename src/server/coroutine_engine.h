@@ -13,8 +13,6 @@
 // receive and every parked wait.
 #pragma once
 
-#include <time.h>
-
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -32,6 +30,7 @@
 #include "connection_counters.h"
 #include "connection_driver.h"
 #include "engine.h"
+#include "loop_clock.h"
 #include "worker_pool.h"
 
 namespace fib {
@@ -73,11 +72,7 @@ struct EventLoop {
   SpareSessions spares;                      // sessions no connection at rest holds
   ConnectionCounters totals;                 // replies sent by this loop's connections, closed ones included
   std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
-  // The CPU time of the loop's thread: its clock while it runs, then what it read last.
-  std::atomic<bool> running{false};
-  clockid_t cpu_clock{};
-  std::atomic<std::uint64_t> cpu_ns_at_end{0};
-  mutable std::atomic<std::uint64_t> cpu_ns_reported{0};  // the most a scrape has seen
+  LoopClock clock;                           // the CPU time of the loop's thread
 };
 
 class CoroutineEngine final : public Engine {

@@ -9,7 +9,7 @@
 
 namespace fib {
 
-enum class Mode { thread, sequential, coroutine };
+enum class Mode { thread, sequential, coroutine, uring };
 
 struct ModeInfo {
   Mode mode;
@@ -22,6 +22,7 @@ inline constexpr std::array kModes{
     ModeInfo{Mode::sequential, "sequential", "one connection at a time", false},
     ModeInfo{Mode::coroutine, "coroutine", "a coroutine per connection on event loops, slow requests on worker threads",
              true},
+    ModeInfo{Mode::uring, "uring", "the same on io_uring rings instead of epoll", true},
 };
 const ModeInfo& info(Mode mode);
 std::string_view to_string(Mode mode);

@@ -1,0 +1,123 @@
+#include "uring.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include <fmt/format.h>
+
+namespace fib::uring {
+
+namespace {
+
+// Why io_uring_setup failed, in words a user can act on.
+std::string why_not(int error) {
+  switch (error) {
+    case EPERM:
+    case EACCES:
+      return "it is forbidden here: a seccomp filter (as container runtimes install) or the sysctl "
+             "kernel.io_uring_disabled";
+    case ENOSYS: return "this kernel has no io_uring (it needs Linux 5.19 or later, built with it)";
+    case ENOMEM: return "no memory could be locked for its rings (see ulimit -l)";
+    default: return "the kernel refused it";
+  }
+}
+
+}  // namespace
+
+void check_available() {
+  io_uring probe{};
+  const int result = io_uring_queue_init(2, &probe, 0);
+  if (result < 0) {
+    throw std::runtime_error(
+        fmt::format("--mode uring: io_uring cannot be set up: {} ({}); --mode coroutine "
+                    "serves the same on epoll",
+                    std::strerror(-result), why_not(-result)));
+  }
+  io_uring_queue_exit(&probe);
+}
+
+Mailbox::Mailbox() : event_(::eventfd(0, EFD_CLOEXEC)) {
+  if (!event_) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+void Mailbox::post(Completion* completion) {
+  const std::lock_guard lock(mutex_);
+  posted_.push_back(completion);
+  if (std::exchange(signalled_, true)) return;
+  const std::uint64_t one = 1;
+  (void)!::write(event_.get(), &one, sizeof one);  // cannot fail but for a full counter, which still wakes
+}
+
+std::vector<Completion*> Mailbox::take() {
+  const std::lock_guard lock(mutex_);
+  signalled_ = false;
+  return std::exchange(posted_, {});
+}
+
+Ring::Ring(unsigned entries, Mailbox& mailbox) : mailbox_(mailbox) {
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int result = io_uring_queue_init_params(entries, &ring_, &params);
+  if (result == -EINVAL) {  // a kernel before 6.1
+    params = {};
+    result = io_uring_queue_init_params(entries, &ring_, &params);
+  }
+  if (result < 0) throw std::system_error(-result, std::generic_category(), "io_uring_setup");
+  reader_.arm();
+}
+
+Ring::~Ring() { io_uring_queue_exit(&ring_); }
+
+io_uring_sqe* Ring::sqe(Completion* completion) {
+  io_uring_sqe* entry = io_uring_get_sqe(&ring_);
+  while (entry == nullptr) {
+    io_uring_submit(&ring_);
+    entry = io_uring_get_sqe(&ring_);
+  }
+  io_uring_sqe_set_data(entry, completion);
+  return entry;
+}
+
+void Ring::cancel(Completion* completion) { io_uring_prep_cancel(sqe(nullptr), completion, 0); }
+
+void Ring::run_once() {
+  const int waited = io_uring_submit_and_wait(&ring_, 1);
+  if (waited < 0 && waited != -EINTR && waited != -EAGAIN && waited != -EBUSY)
+    throw std::system_error(-waited, std::generic_category(), "io_uring_enter");
+  struct Done {
+    Completion* completion;
+    int result;
+    unsigned flags;
+  };
+  std::array<io_uring_cqe*, 64> entries{};
+  for (;;) {
+    const unsigned count = io_uring_peek_batch_cqe(&ring_, entries.data(), entries.size());
+    if (count == 0) return;
+    // Copied out first: what a completion does may queue more entries.
+    std::array<Done, entries.size()> done{};
+    for (unsigned i = 0; i < count; ++i)
+      done[i] = {static_cast<Completion*>(io_uring_cqe_get_data(entries[i])), entries[i]->res, entries[i]->flags};
+    io_uring_cq_advance(&ring_, count);
+    for (unsigned i = 0; i < count; ++i) {
+      if (done[i].completion != nullptr) done[i].completion->complete(done[i].result, done[i].flags);
+    }
+  }
+}
+
+void Ring::MailReader::arm() {
+  io_uring_prep_read(ring_.sqe(this), ring_.mailbox_.fd(), ring_.mailbox_.buffer(), sizeof(std::uint64_t), 0);
+}
+
+void Ring::MailReader::complete(int /*result*/, unsigned /*flags*/) {
+  arm();
+  for (Completion* completion : ring_.mailbox_.take()) completion->complete(0, 0);
+}
+
+}  // namespace fib::uring

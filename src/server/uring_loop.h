@@ -1,0 +1,89 @@
+// One loop of the uring engine: its ring, its connections and the
+// coroutines serving them, its multishot accept and its sweeper.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+
+#include "connection_book.h"
+#include "uring_engine.h"
+
+namespace fib {
+
+struct UringEngine::Loop {
+  Loop(const EngineContext& context, WorkerPool& workers, std::function<void(std::exception_ptr)> fail);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // On the loop's own thread, until a stop has ended every connection.
+  void run();
+  // From any thread.
+  void post_stop() { mailbox.post(&stop_note); }
+  void post_abandon() { mailbox.post(&abandon_note); }
+
+  // What statistics read.
+  ConnectionCounters totals;                 // replies sent by this loop's connections, closed ones included
+  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
+  LoopClock clock;                           // the CPU time of the loop's thread
+
+  // The rest is the loop thread's, and its coroutines'.
+  class Note final : public uring::Completion {
+   public:
+    Note(Loop& loop, void (Loop::*action)()) : loop_(loop), action_(action) {}
+    void complete(int /*result*/, unsigned /*flags*/) override { (loop_.*action_)(); }
+
+   private:
+    Loop& loop_;
+    void (Loop::*action_)();
+  };
+  class Timer final : public uring::Completion {
+   public:
+    Timer(Loop& loop, void (Loop::*action)()) : loop_(loop), action_(action) {}
+    void arm(uring::Ring& ring, Clock::duration after);
+    void complete(int /*result*/, unsigned /*flags*/) override { (loop_.*action_)(); }
+
+   private:
+    Loop& loop_;
+    void (Loop::*action_)();
+    __kernel_timespec when_{};
+  };
+  class Acceptor final : public uring::Completion {
+   public:
+    explicit Acceptor(Loop& loop) : loop_(loop) {}
+    void arm();
+    void complete(int result, unsigned flags) override;
+
+   private:
+    Loop& loop_;
+  };
+
+  bool finished() const { return stopping_ && connections_.empty() && !accepting_; }
+  void stopping();
+  void abandoning() { send_limit_ = Clock::now() + Server::kStopGrace; }
+  void sweep();
+  void accept_again() { acceptor_.arm(); }
+  void welcome(Fd fd);
+  uring::Detached serve(UringConnections::iterator connection);
+  void end(UringConnections::iterator connection, const ConnectionResult& result) noexcept;
+
+  const EngineContext& context_;
+  WorkerPool& workers_;
+  std::function<void(std::exception_ptr)> fail_;
+  uring::Mailbox mailbox;
+  std::optional<uring::Ring> ring_;
+  UringConnections connections_;
+  SpareSessions spares_;
+  AcceptPolicy accept_policy_;
+  Acceptor acceptor_{*this};
+  Timer accept_pause_{*this, &Loop::accept_again};
+  Timer sweeper_{*this, &Loop::sweep};
+  Note stop_note{*this, &Loop::stopping};
+  Note abandon_note{*this, &Loop::abandoning};
+  bool stopping_ = false;                                    // seen on this thread
+  bool accepting_ = false;                                   // the multishot accept (or its pause) is in flight
+  Clock::time_point send_limit_ = Clock::time_point::max();  // past a stop's timeout: sends are given up then
+};
+
+}  // namespace fib
