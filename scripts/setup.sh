@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# prometheus-cpp-dev serves --metrics; help2man makes the man pages;
+# prometheus-cpp-dev serves --metrics; liburing-dev, --mode uring; help2man makes the man pages;
 # netcat-openbsd: the README's first example after the Quick start is `nc -N`.
-packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev prometheus-cpp-dev
+packages=(g++ make cmake libc6-dev libfmt-dev libspdlog-dev libcli11-dev libasio-dev prometheus-cpp-dev liburing-dev
   libgtest-dev libbenchmark-dev help2man netcat-openbsd)
 [ "${1:-}" = test ] && packages+=(haproxy systemd prometheus dpkg-dev file lintian man-db python3 golang-go pypy3
   gnuplot-nox)

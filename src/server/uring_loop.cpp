@@ -76,6 +76,9 @@ class Computation final : public uring::Completion {
 auto receive(uring::Ring& ring, UringConnection& connection, std::span<char> space) {
   return uring::Operation(ring, &connection.in_flight, [fd = connection.fd.get(), space](io_uring_sqe* entry) {
     io_uring_prep_recv(entry, fd, space.data(), space.size(), 0);
+    // A request seldom waits already: the kernel arms its poll at once
+    // instead of trying the receive first and failing.
+    entry->ioprio |= IORING_RECVSEND_POLL_FIRST;
   });
 }
 
