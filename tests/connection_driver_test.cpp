@@ -47,7 +47,8 @@ class DriverTest : public ::testing::Test {
 };
 
 TEST_F(DriverTest, AnswersEachRequestInOrderThenWaitsForMore) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, "10\nabc\n20\n");
   EXPECT_EQ(send(driver), "55\nerror: \"abc\" is not a number; send one whole number from 0 to 90 per line\n6765\n");
   EXPECT_EQ(driver.next().what, Do::receive);
@@ -57,7 +58,8 @@ TEST_F(DriverTest, AnswersEachRequestInOrderThenWaitsForMore) {
 }
 
 TEST_F(DriverTest, EndOfStreamAnswersTheLastPartialLineAndEndsClosedWithoutAGoodbye) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, "7\n8");
   driver.next();  // the send of "13\n"; the partial "8" waits for more
   driver.sent();
@@ -68,7 +70,8 @@ TEST_F(DriverTest, EndOfStreamAnswersTheLastPartialLineAndEndsClosedWithoutAGood
 }
 
 TEST_F(DriverTest, AStopBeforeTheNextReceiveSaysSoAndClosesGracefullyUntilTheStopsLimit) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, "3\n");
   EXPECT_EQ(send(driver), "2\n");
   const Clock::time_point close_by = Clock::now() + 1s;
@@ -83,7 +86,8 @@ TEST_F(DriverTest, AStopBeforeTheNextReceiveSaysSoAndClosesGracefullyUntilTheSto
 }
 
 TEST_F(DriverTest, ReceiveDeadlineIsTheIdleTimeoutAfterTheLastValidRequest) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, "4\n");
   const Clock::time_point before = Clock::now();
   send(driver);
@@ -98,7 +102,8 @@ TEST_F(DriverTest, ReceiveDeadlineIsTheIdleTimeoutAfterTheLastValidRequest) {
 }
 
 TEST_F(DriverTest, AReceivePastItsDeadlineSaysIdleAndCloses) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   driver.next();
   driver.receive_cut(Cut::deadline);
   EXPECT_EQ(send(driver), "error: idle timeout: no valid request for 0.3 s; closing the connection\n");
@@ -108,7 +113,8 @@ TEST_F(DriverTest, AReceivePastItsDeadlineSaysIdleAndCloses) {
 }
 
 TEST_F(DriverTest, ASendPastItsDeadlineEndsStalledWithNothingMoreToSend) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, "5\n");
   const ConnectionDriver::Step step = driver.next();
   ASSERT_EQ(step.what, Do::send);
@@ -120,7 +126,8 @@ TEST_F(DriverTest, ASendPastItsDeadlineEndsStalledWithNothingMoreToSend) {
 }
 
 TEST_F(DriverTest, ALineTooLongGetsItsErrorLineThenAGracefulClose) {
-  ConnectionDriver driver(handler, rules, counters);
+  Session session{handler, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   const std::string line(kMaxRequestLineBytes + 1, '1');
   for (std::size_t at = 0; at < line.size();) {
     const ConnectionDriver::Step step = driver.next();
@@ -138,7 +145,8 @@ TEST_F(DriverTest, ALineTooLongGetsItsErrorLineThenAGracefulClose) {
 
 TEST_F(DriverTest, RepliesWaitingAreSentBeforeASlowRequestIsComputed) {
   RequestHandler recursive(Algorithm::recursive, 45);
-  ConnectionDriver driver(recursive, rules, counters);
+  Session session{recursive, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, fmt::format("1\n{}\n", kSlowRecursiveN));
   EXPECT_EQ(send(driver), "1\n");
   const ConnectionDriver::Step compute = driver.next();
@@ -149,7 +157,8 @@ TEST_F(DriverTest, RepliesWaitingAreSentBeforeASlowRequestIsComputed) {
 
 TEST_F(DriverTest, AClientGoneDuringAComputationEndsTheConnectionAsFailed) {
   RequestHandler recursive(Algorithm::recursive, 45);
-  ConnectionDriver driver(recursive, rules, counters);
+  Session session{recursive, &stop.abandon_flag()};
+  ConnectionDriver driver(rules, counters, session);
   receive(driver, fmt::format("{}\n", kSlowRecursiveN));
   ASSERT_EQ(driver.next().what, Do::compute);
   driver.computed(Computed::client_gone);
@@ -159,7 +168,7 @@ TEST_F(DriverTest, AClientGoneDuringAComputationEndsTheConnectionAsFailed) {
 
 TEST_F(DriverTest, WithSparesAConnectionAtRestHoldsNoSessionAndGoesOnWhereItLeftOff) {
   SpareSessions spares(handler, stop);
-  ConnectionDriver driver(handler, rules, counters, &spares);
+  ConnectionDriver driver(rules, counters, spares);
   EXPECT_TRUE(driver.at_rest());
   receive(driver, "6\n");
   EXPECT_FALSE(driver.at_rest());

@@ -98,7 +98,8 @@ class BlockingConnection {
 
 ConnectionResult serve_blocking(int fd, const EngineContext& context, ConnectionCounters& counters) {
   using Do = ConnectionDriver::Do;
-  ConnectionDriver driver(context.handler, context.rules, counters);
+  Session session(context.handler, &context.rules.stop->abandon_flag());  // on this thread's stack
+  ConnectionDriver driver(context.rules, counters, session);
   BlockingConnection connection(fd, context.rules);
   for (;;) {
     const ConnectionDriver::Step step = driver.next();

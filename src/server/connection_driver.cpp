@@ -38,20 +38,21 @@ void SpareSessions::give_back(std::unique_ptr<Session> session) {
   if (spares_.size() < kMaxSpares) spares_.push_back(std::move(session));
 }
 
-ConnectionDriver::ConnectionDriver(const RequestHandler& handler, const ConnectionRules& rules,
-                                   ConnectionCounters& counters, SpareSessions* spares)
-    : handler_(handler), rules_(rules), counters_(counters), spares_(spares) {
-  if (spares_ == nullptr) session_ = std::make_unique<Session>(handler_, &rules_.stop->abandon_flag());
-}
+ConnectionDriver::ConnectionDriver(const ConnectionRules& rules, ConnectionCounters& counters, Session& session)
+    : rules_(rules), counters_(counters), spares_(nullptr), session_(&session) {}
+
+ConnectionDriver::ConnectionDriver(const ConnectionRules& rules, ConnectionCounters& counters, SpareSessions& spares)
+    : rules_(rules), counters_(counters), spares_(&spares) {}
 
 ConnectionDriver::~ConnectionDriver() {
-  if (spares_ != nullptr && session_ && session_->at_rest()) spares_->give_back(std::move(session_));
+  if (lent_ && lent_->at_rest()) spares_->give_back(std::move(lent_));
 }
 
 Session& ConnectionDriver::session() {
-  if (!session_) {
-    session_ = spares_->take();
-    session_->resume(rest_);
+  if (session_ == nullptr) {
+    lent_ = spares_->take();
+    lent_->resume(rest_);
+    session_ = lent_.get();
   }
   return *session_;
 }
@@ -71,7 +72,7 @@ ConnectionDriver::Step ConnectionDriver::next() {
                 .space = session_ ? session_->free_space() : std::span<char>(arrived_)};
       case State::answer: answer(); break;
       case State::flush:
-        if (!session_ || session_->output().empty()) {
+        if (session_ == nullptr || session_->output().empty()) {
           state_ = after_send_;
           break;
         }
@@ -125,9 +126,10 @@ void ConnectionDriver::round_end() {
     goodbye(End::idle);
     return;
   }
-  if (spares_ != nullptr && session.at_rest()) {
+  if (lent_ && session.at_rest()) {
     rest_ = session.rest();
-    spares_->give_back(std::move(session_));
+    spares_->give_back(std::move(lent_));
+    session_ = nullptr;
   }
 }
 
@@ -158,7 +160,7 @@ void ConnectionDriver::end(End how, int error) {
 void ConnectionDriver::received(std::size_t n, bool more_waiting, Clock::time_point now) {
   received_at_ = now;
   more_waiting_ = more_waiting;
-  const bool resting = !session_;
+  const bool resting = session_ == nullptr;
   Session& session = this->session();
   if (resting && n > 0) std::memcpy(session.free_space().data(), arrived_.data(), n);
   session.received(n);

@@ -80,12 +80,13 @@ class ConnectionDriver {
   // Why a receive or a send did not complete.
   enum class Cut { deadline, stopping, error };
 
-  // Replies sent are counted in `counters`. With `spares`, the session goes
-  // back there whenever the connection is at rest, and a receive at rest
-  // reads into a few bytes of the driver's own; without, the connection
-  // keeps one session all its life.
-  ConnectionDriver(const RequestHandler& handler, const ConnectionRules& rules, ConnectionCounters& counters,
-                   SpareSessions* spares = nullptr);
+  // Replies sent are counted in `counters`. A connection that keeps one
+  // session all its life (on its thread's stack) drives `session`; one that
+  // takes a session from `spares` only while it has something pending gives
+  // it back whenever it is at rest, and receives at rest into a few bytes of
+  // the driver's own.
+  ConnectionDriver(const ConnectionRules& rules, ConnectionCounters& counters, Session& session);
+  ConnectionDriver(const ConnectionRules& rules, ConnectionCounters& counters, SpareSessions& spares);
   ~ConnectionDriver();
   ConnectionDriver(const ConnectionDriver&) = delete;
   ConnectionDriver& operator=(const ConnectionDriver&) = delete;
@@ -102,7 +103,7 @@ class ConnectionDriver {
   void send_cut(Cut why, int error = 0);
 
   // Waiting to receive with nothing pending: no session held.
-  bool at_rest() const { return !session_; }
+  bool at_rest() const { return session_ == nullptr; }
   // When a connection at rest is idle.
   Clock::time_point idle_deadline() const { return rules_.idle.deadline(last_valid_); }
   const ConnectionResult& result() const { return result_; }
@@ -117,12 +118,12 @@ class ConnectionDriver {
   void goodbye(End how);
   void end(End how, int error = 0);
 
-  const RequestHandler& handler_;
   const ConnectionRules& rules_;
   ConnectionCounters& counters_;
   SpareSessions* const spares_;
-  std::unique_ptr<Session> session_;  // none at rest, with spares
-  Session::Rest rest_;                // what the connection keeps while at rest
+  Session* session_ = nullptr;     // none at rest, with spares
+  std::unique_ptr<Session> lent_;  // what spares lent
+  Session::Rest rest_;             // what the connection keeps while at rest
   State state_ = State::receive;
   State after_send_ = State::done;
   bool more_waiting_ = false;

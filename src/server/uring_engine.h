@@ -31,7 +31,7 @@ struct UringConnection {
   enum class Waiting { nothing, receive, send };
   UringConnection(Fd connected, std::string peer, const EngineContext& context, ConnectionCounters& totals,
                   SpareSessions& spares)
-      : fd(std::move(connected)), name(std::move(peer)), driver(context.handler, context.rules, totals, &spares) {}
+      : fd(std::move(connected)), name(std::move(peer)), driver(context.rules, totals, spares) {}
 
   Fd fd;
   std::string name;  // the peer's address, for the log
