@@ -1,7 +1,12 @@
 """The whole comparison, driven by bench/compare.sh (which installs and builds
 what it needs first): fib_server in each mode against the other servers of
 the story (bench/peers/), all loaded by the same client, fib_perf, with the
-servers alternating round by round. Server CPU over each measured interval
+servers alternating round by round. The floor section's closed loops are
+run again with a second client, bench/min_client. fib_server's uring mode
+is measured when its --help names that mode. Where the kernel refuses
+io_uring_setup(2) (a container's seccomp profile, the
+kernel.io_uring_disabled sysctl), it and the io_uring floor
+(bench/peers/uring_floor.c) are left out, and the results say why. Server CPU over each measured interval
 covers every thread and process of the server (the asyncio server's pool
 included), read from the first of these that works (CPU_SOURCE below):
 - a cgroup of the server's own (cpuacct.usage under cgroup v1, cpu.stat's
@@ -39,6 +44,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import signal
 import socket
@@ -75,6 +81,8 @@ SOURCES = {
 }
 DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests per second
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
+FLOOR_CLOSED = [64, 256]  # and closed loops at saturation over these many connections, with both clients
+FLOOR_CLIENTS = ["fib_perf", "min_client"]
 FIB30_REQUESTS = 20   # perf1-style: at most this many fib(30) requests per run
 FIB_PERF_TAIL = 2000  # bytes of fib_perf's stderr shown when it printed no summary
 
@@ -82,6 +90,8 @@ FIB_PERF_TAIL = 2000  # bytes of fib_perf's stderr shown when it printed no summ
 FIB_SERVER = [
     ("thread", "fib_server --mode thread", [f"{BIN}/fib_server", "127.0.0.1:PORT"]),
     ("coroutine", "fib_server --mode coroutine", [f"{BIN}/fib_server", "127.0.0.1:PORT", "--mode", "coroutine"]),
+    # Only where fib_server has the mode (uring_mode below).
+    ("uring", "fib_server --mode uring", [f"{BIN}/fib_server", "127.0.0.1:PORT", "--mode", "uring"]),
     ("sequential", "fib_server --mode sequential", [f"{BIN}/fib_server", "127.0.0.1:PORT", "--mode", "sequential"]),
 ]
 PEERS = [
@@ -90,9 +100,12 @@ PEERS = [
     ("pypy", "PyPy threads", ["pypy3", f"{REPO}/bench/peers/fib_threads.py", "127.0.0.1:PORT"]),
     ("asyncio", "CPython asyncio + process pool", ["python3", f"{REPO}/bench/peers/fib_asyncio.py", "127.0.0.1:PORT"]),
     ("floor", "the floor (C, a thread per connection answering 1)", ["WORK/floor", "127.0.0.1:PORT"]),
+    ("uring_floor", "the io_uring floor (C, a ring per CPU answering 1)", ["WORK/uring_floor", "127.0.0.1:PORT"]),
 ]
+IO_URING = ["uring", "uring_floor"]  # left out where the kernel gives no io_uring
+ANSWER_ONE = ["floor", "uring_floor"]  # answer 1 to every read, whatever it was
 # Which servers each section measures: report.py's rows (TABLE, SWEPT,
-# FLOOR, IDLE, DEMO).
+# FLOOR, IDLE, DEMO), of those this run has.
 
 
 def log(message):
@@ -136,6 +149,26 @@ def process_cpu_ns(pid):
         return time.clock_gettime_ns(clock.value)
     except OSError:
         return None
+
+
+def uring_mode():
+    """Whether fib_server has the uring mode: its --help names it (a word of
+    its own, not "during" or "io_uring")."""
+    done = subprocess.run([f"{BIN}/fib_server", "--help"], capture_output=True, text=True)
+    return re.search(r"\buring\b", done.stdout) is not None
+
+
+def io_uring_refused():
+    """Why the kernel gives this process no io_uring (io_uring_setup(2)
+    failed: a seccomp profile, kernel.io_uring_disabled), or None when it
+    made a ring."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+    fd = libc.syscall(425, 1, params)  # io_uring_setup: 425 on every architecture since Linux 5.1
+    if fd >= 0:
+        os.close(fd)
+        return None
+    return f"io_uring_setup(2) failed: {os.strerror(ctypes.get_errno())}"
 
 
 def free_port():
@@ -324,8 +357,8 @@ def exchange(address, payload, answers, timeout=60):
 
 def probe(server):
     """Checks the answers themselves: lines, a bare number as the talk's
-    clients send it, and a refusal. The floor answers 1 to everything."""
-    if server.key == "floor":
+    clients send it, and a refusal. The floors answer 1 to everything."""
+    if server.key in ANSWER_ONE:
         got = exchange(server.address, b"1\n", 1)
         return got == ["1"], got
     lines = exchange(server.address, b"0\n1\n2\n10\n25\n", 5)
@@ -370,6 +403,22 @@ def fib_perf(server, *args, background=False, sample=None):
     summary["server_cpu_us"] = used * 1e6 / requests if requests else None
     runs_checked.append((server.key, " ".join(argv[2:]), requests, summary["wrong_answers"], summary["error_replies"]))
     return summary
+
+
+def min_client(server, connections):
+    """bench/min_client's closed loop: req/s, and the server's CPU
+    microseconds per request over the client's run (its connecting and
+    closing included, as over fib_perf's). It checks no answer."""
+    before = server.cpu_seconds()
+    done = subprocess.run([f"{BIN}/min_client", server.address, "-c", str(connections), "-d", str(SECONDS)],
+                          capture_output=True, text=True)
+    used = server.cpu_seconds() - before
+    words = done.stdout.split()  # "N req/s"
+    if done.returncode or words[1:2] != ["req/s"]:
+        raise RuntimeError(f"min_client against {server.name} printed no rate (exit {done.returncode}): "
+                           f"{done.stdout}{done.stderr[-FIB_PERF_TAIL:]}")
+    rps = float(words[0])
+    return {"rps": rps, "server_cpu_us": used * 1e6 / (rps * SECONDS) if rps else None}
 
 
 def latency(summary, which):
@@ -427,13 +476,27 @@ def idle_memory(server):
 class Bench:
     def __init__(self, work):
         self.work = work
-        servers = FIB_SERVER + PEERS
+        # The io_uring servers: the uring mode once fib_server has it, both
+        # only where the kernel gives io_uring. Why one is left out goes
+        # into the results.
+        refused = io_uring_refused()
+        self.left_out = {key: refused for key in IO_URING} if refused else {}
+        if not refused and not uring_mode():
+            self.left_out["uring"] = "fib_server --help names no uring mode"
+        for key, why in self.left_out.items():
+            log(f"{key}: left out: {why}")
+        servers = [entry for entry in FIB_SERVER + PEERS if entry[0] not in self.left_out]
         if BASELINE:
             servers.append(("baseline", f"baseline ({BASELINE}, thread mode)",
                             [os.path.abspath(BASELINE), "127.0.0.1:PORT"]))
-        self.floor_set = report.FLOOR[:1] + (["baseline"] if BASELINE else []) + report.FLOOR[1:]
         self.servers = {key: Server(key, name, command, work) for key, name, command in servers}
+        self.floor_set = [key for key in report.FLOOR[:1] + (["baseline"] if BASELINE else []) + report.FLOOR[1:]
+                          if key in self.servers]
         self.results = {}
+
+    def present(self, keys):
+        """Those of keys that this run measures (the io_uring ones may not be)."""
+        return [key for key in keys if key in self.servers]
 
     def each_round(self, keys, measure):
         """Runs measure for every server in keys, round by round,
@@ -484,19 +547,23 @@ class Bench:
                            "rate_held": all(r["held"])} for key, r in raw.items()}}
 
     def sweep(self):
-        raw = {key: {c: [] for c in SWEEP} for key in report.SWEPT}
+        raw = {key: {c: [] for c in SWEEP} for key in self.present(report.SWEPT)}
         for connections in SWEEP:
             def measure(server):
                 raw[server.key][connections].append(fib_perf(server, "-c", connections, "-d", SECONDS))
-            self.each_round(report.SWEPT, measure)
+            self.each_round(raw, measure)
         self.results["sweep"] = {key: {str(c): {"rps": stat([s["rps"] for s in runs]),
                                                 "p99_us": stat([latency(s, "p99") for s in runs]),
                                                 "cpu_us_per_request": stat([s["server_cpu_us"] for s in runs])}
                                        for c, runs in per.items()} for key, per in raw.items()}
 
     def floor(self):
-        """The thread mode's four figures against the floor and Go."""
-        raw = {key: {k: [] for k in ("cpu3", "cpu64", "rps64", "held3", "held64")} for key in self.floor_set}
+        """The thread mode and the uring mode against the two floors and Go:
+        server CPU per request at a fixed rate; req/s and server CPU per
+        request in closed loops at saturation, with fib_perf and again with
+        bench/min_client, a second client with none of fib_perf's load loop."""
+        raw = {key: {"cpu3": [], "cpu64": [], "held3": [], "held64": [],
+                     **{(tool, c): [] for tool in FLOOR_CLIENTS for c in FLOOR_CLOSED}} for key in self.floor_set}
 
         def measure(server):
             row = raw[server.key]
@@ -504,13 +571,19 @@ class Bench:
                 summary = fib_perf(server, "-c", connections, "--rate", FLOOR_RATE, "-d", SECONDS)
                 row[name].append(summary["server_cpu_us"])
                 row[f"held{connections}"].append(held(summary))
-            row["rps64"].append(fib_perf(server, "-c", 64, "-d", SECONDS)["rps"])
+            for c in FLOOR_CLOSED:
+                for tool in FLOOR_CLIENTS:
+                    row[tool, c].append(fib_perf(server, "-c", c, "-d", SECONDS) if tool == "fib_perf"
+                                        else min_client(server, c))
 
         self.each_round(self.floor_set, measure)
-        self.results["floor"] = {"rate": FLOOR_RATE, "rows": {
+        self.results["floor"] = {"rate": FLOOR_RATE, "closed_loop_connections": FLOOR_CLOSED, "rows": {
             key: {"cpu_us_per_request_3": stat(r["cpu3"]), "cpu_us_per_request_64": stat(r["cpu64"]),
-                  "closed_loop_64_rps": stat(r["rps64"]), "rate_held_3": all(r["held3"]),
-                  "rate_held_64": all(r["held64"])} for key, r in raw.items()}}
+                  "rate_held_3": all(r["held3"]), "rate_held_64": all(r["held64"]),
+                  "closed_loop": {tool: {str(c): {"rps": stat([s["rps"] for s in r[tool, c]]),
+                                                  "cpu_us_per_request": stat([s["server_cpu_us"] for s in r[tool, c]])}
+                                         for c in FLOOR_CLOSED} for tool in FLOOR_CLIENTS}}
+            for key, r in raw.items()}}
 
     def connections(self):
         """New connections per second, and memory per idle connection."""
@@ -581,11 +654,11 @@ class Bench:
                 before = children_cpu()
                 if tool == "fib_perf":
                     rps = fib_perf(server, "-c", c, "-d", SECONDS)["rps"]
+                elif tool == "min_client":
+                    rps = min_client(server, c)["rps"]
                 else:
-                    argv = ([f"{BIN}/min_client", server.address, "-c", str(c), "-d", str(SECONDS)]
-                            if tool == "min_client" else
-                            ["python3", f"{REPO}/bench/peers/perf2.py", server.address, str(SECONDS)])
-                    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+                    done = subprocess.run(["python3", f"{REPO}/bench/peers/perf2.py", server.address, str(SECONDS)],
+                                          capture_output=True, text=True, check=True)
                     rps = float(done.stdout.split()[0])
                 raw[tool, c]["rps"].append(rps)
                 raw[tool, c]["cpu"].append((children_cpu() - before) * 1e6 / (rps * SECONDS) if rps else None)
@@ -606,7 +679,7 @@ class Bench:
     def run(self):
         self.results.update(machine=machine(), settings={
             "quick": QUICK, "rounds": ROUNDS, "run_seconds": SECONDS, "idle_connections": IDLE, "sweep": SWEEP,
-            "sections": SECTIONS})
+            "sections": SECTIONS, "left_out": self.left_out})
         started = time.monotonic()
         self.probes()
         for name in ALL_SECTIONS:
@@ -665,6 +738,8 @@ if __name__ == "__main__":
         env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GOPATH=os.path.join(work, "go"))
         subprocess.run(["go", "build", "-o", f"{work}/fib_go", f"{REPO}/bench/peers/fib_go.go"], check=True, env=env)
         subprocess.run(["gcc", "-O2", "-pthread", "-o", f"{work}/floor", f"{REPO}/bench/peers/floor.c"], check=True)
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", f"{work}/uring_floor", f"{REPO}/bench/peers/uring_floor.c",
+                        "-luring"], check=True)
         bench = Bench(work)
         try:
             bench.run()

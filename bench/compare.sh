@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole comparison in one command: fib_server in each mode against Go's
 # goroutines, Python's threads (CPython and PyPy), Python's coroutines with
-# a process pool and the thread-per-connection floor (bench/peers/), the
-# same client for all, servers alternating round by round. Installs what it
+# a process pool, the thread-per-connection floor and the io_uring floor
+# (bench/peers/), the same client for all (and a second one, bench/min_client,
+# for the floor section's closed loops), servers alternating round by round.
+# fib_server's uring mode is measured once fib_server has it. Installs what it
 # needs from Debian, builds, measures (bench/compare.py) and writes
-# bench/results/: results.md, results.json, sweep_*.png. About 17 minutes on
-# two cores; QUICK=1 takes about 75 seconds.
+# bench/results/: results.md, results.json, sweep_*.png. About 24 minutes on
+# two cores; QUICK=1 takes about 90 seconds.
 #
 # Usage: bash bench/compare.sh
 #   environment: QUICK=1, ROUNDS (3), RUN_SECONDS (3), IDLE (10000),
@@ -16,7 +18,7 @@
 #   CPU_SOURCE (auto; clock or stat: no cgroup, see bench/compare.py)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/install_packages.sh python3 golang-go pypy3 gnuplot-nox gcc libc6-dev
+bash scripts/install_packages.sh python3 golang-go pypy3 gnuplot-nox gcc libc6-dev liburing-dev
 if [ -z "${BIN:-}" ]; then
   bash scripts/setup.sh >/dev/null
 fi

@@ -29,7 +29,7 @@ out=$(cd "$out" && pwd)
 
 # What bench/compare.sh installs; here first, as root, so that the run as
 # nobody finds it all and installs nothing.
-packages=(python3 golang-go pypy3 gnuplot-nox gcc libc6-dev)
+packages=(python3 golang-go pypy3 gnuplot-nox gcc libc6-dev liburing-dev)
 
 if [ "$mode" = user ] && [ "$(id -u)" -eq 0 ]; then
   # nobody, or its usual ids where there is no such user: any id but 0

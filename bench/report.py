@@ -5,10 +5,18 @@ import json
 import os
 import subprocess
 
-# The servers each section measures, in the order of its rows.
+# The servers each section measures, in the order of its rows; of SWEPT and
+# FLOOR, those the run had (results.json's "servers": the io_uring ones are
+# left out where the kernel or fib_server has no io_uring).
 TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]  # and churn
-SWEPT = ["thread", "coroutine", "go"]  # the sweep over connections
-FLOOR = ["thread", "floor", "go", "coroutine"]  # the thread mode against the floor
+SWEPT = ["thread", "coroutine", "uring", "go", "uring_floor"]  # the sweep over connections
+FLOOR = ["thread", "floor", "go", "coroutine", "uring", "uring_floor"]  # fib_server against the floors
+# Short names, for the floor section's ratios and the servers a run left out.
+SHORT = {"thread": "thread mode", "coroutine": "coroutine mode", "uring": "uring mode", "go": "Go", "floor": "floor",
+         "uring_floor": "io_uring floor"}
+# The floor section's ratios: a server against its floor and against Go.
+FLOOR_RATIOS = [("thread", "floor"), ("thread", "go"), ("uring", "uring_floor"), ("uring", "go"),
+                ("uring_floor", "go")]
 IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
 DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
 
@@ -60,6 +68,11 @@ def ratio(a, b):
     return f"{a['median'] / b['median']:.2f}x"
 
 
+def present(r, keys):
+    """Those of keys the run measured."""
+    return [key for key in keys if key in r["servers"]]
+
+
 def table_md(r, names):
     t = r["table"]
     out = heading("The write-up's table", "",
@@ -78,12 +91,13 @@ def table_md(r, names):
 
 
 def sweep_md(r, names):
+    swept = present(r, SWEPT)
     out = heading("Connections from 1 to 256",
                   "Closed loop, fib(1): req/s, p99 latency (us), server CPU per request (us).",
-                  ["connections"] + [names[k] for k in SWEPT])
+                  ["connections"] + [names[k] for k in swept])
     for c in r["settings"]["sweep"]:
         cells = []
-        for key in SWEPT:
+        for key in swept:
             s = r["sweep"][key][str(c)]
             cells.append(f"{cell(s['rps'])} req/s, p99 {cell(s['p99_us'])}, CPU {cell(s['cpu_us_per_request'])}")
         out.append(f"| {c} | " + " | ".join(cells) + " |")
@@ -91,30 +105,66 @@ def sweep_md(r, names):
                   "![server CPU per request against connections](sweep_cpu.png)"]
 
 
+def closed_loops(f, row):
+    """A floor row's closed loops: {client: {connections: {rps, cpu_us_per_request}}}. A run before
+    they were measured with both clients had fib_perf's req/s over 64 connections alone."""
+    if "closed_loop" in row:
+        return row["closed_loop"]
+    return {"fib_perf": {"64": {"rps": row.get("closed_loop_64_rps"), "cpu_us_per_request": None}}}
+
+
 def floor_md(r, names):
     f = r["floor"]
     churn = r.get("churn", {})
+    rows = f["rows"]
+    pairs = [(a, b) for a, b in FLOOR_RATIOS if a in rows and b in rows]
 
     def per_connection(key):
         return cell(churn[key]["cpu_us_per_connection"]) if key in churn else "not measured"
 
-    out = heading("The thread mode against the floor",
-                  f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); closed-loop req/s over 64 "
-                  "connections; server CPU per new connection (us; connect, fib(1), close; from the churn run below).",
+    out = heading("fib_server against the floors",
+                  f"Server CPU per request (us) at {f['rate']:,} req/s offered, fib(1); server CPU per new connection "
+                  "(us; connect, fib(1), close; from the churn run below).",
                   ["server", "CPU per request, 3 connections", "CPU per request, 64 connections",
-                   "req/s, 64 connections", "CPU per new connection"])
-    for key, row in f["rows"].items():
+                   "CPU per new connection"])
+    for key, row in rows.items():
         out.append(f"| {names[key]} | {cell(row['cpu_us_per_request_3'])}{not_held(row['rate_held_3'])} | "
                    f"{cell(row['cpu_us_per_request_64'])}{not_held(row['rate_held_64'])} | "
-                   f"{cell(row['closed_loop_64_rps'])} | "
                    f"{per_connection(key)} |")
-    for other in ("floor", "go"):
-        a, b = f["rows"]["thread"], f["rows"][other]
-        per = (ratio(churn["thread"]["cpu_us_per_connection"], churn[other]["cpu_us_per_connection"])
-               if "thread" in churn and other in churn else "n/a")
-        out.append(f"| thread mode / {other} | {ratio(a['cpu_us_per_request_3'], b['cpu_us_per_request_3'])} | "
-                   f"{ratio(a['cpu_us_per_request_64'], b['cpu_us_per_request_64'])} | "
-                   f"{ratio(a['closed_loop_64_rps'], b['closed_loop_64_rps'])} | {per} |")
+    for a, b in pairs:
+        per = (ratio(churn[a]["cpu_us_per_connection"], churn[b]["cpu_us_per_connection"])
+               if a in churn and b in churn else "n/a")
+        out.append(f"| {SHORT[a]} / {SHORT[b]} | "
+                   f"{ratio(rows[a]['cpu_us_per_request_3'], rows[b]['cpu_us_per_request_3'])} | "
+                   f"{ratio(rows[a]['cpu_us_per_request_64'], rows[b]['cpu_us_per_request_64'])} | {per} |")
+    # The closed loops: every client and connection count any row has, in the order measured.
+    loops = [(tool, c) for tool, per in closed_loops(f, next(iter(rows.values()))).items() for c in per]
+    loops.sort(key=lambda loop: int(loop[1]))
+    out += [""] + heading("Closed loops at saturation, two clients",
+                          "Closed loop, fib(1): req/s and server CPU per request (us), loaded by fib_perf and, in the "
+                          "same rounds, by bench/min_client (a blocking C++ loop, a thread per connection, that "
+                          "checks no answer and has none of fib_perf's load loop), so that what the client decides "
+                          "shows. Server CPU is over the "
+                          "whole client run, its connecting and closing included.",
+                          ["server"] + [f"{tool}, {c} connections" for tool, c in loops])
+
+    def figure(key, tool, c):
+        s = closed_loops(f, rows[key]).get(tool, {}).get(c)
+        if s is None:
+            return "not measured"
+        cpu = f", CPU {cell(s['cpu_us_per_request'])}" if s["cpu_us_per_request"] is not None else ""
+        return f"{cell(s['rps'])} req/s{cpu}"
+
+    def ratios(a, b, tool, c):
+        x, y = (closed_loops(f, rows[key]).get(tool, {}).get(c) for key in (a, b))
+        if x is None or y is None:
+            return "n/a"
+        return f"req/s {ratio(x['rps'], y['rps'])}, CPU {ratio(x['cpu_us_per_request'], y['cpu_us_per_request'])}"
+
+    for key in rows:
+        out.append(f"| {names[key]} | " + " | ".join(figure(key, tool, c) for tool, c in loops) + " |")
+    for a, b in pairs:
+        out.append(f"| {SHORT[a]} / {SHORT[b]} | " + " | ".join(ratios(a, b, tool, c) for tool, c in loops) + " |")
     return out
 
 
@@ -184,6 +234,10 @@ def markdown(r):
            f"alternating runs of {settings['run_seconds']:g} s, each server started afresh for each round; client "
            f"fib_perf; server CPU from {settings['cpu_source']}, over all of the server's threads and "
            f"processes{steps}."]
+    left_out = settings.get("left_out") or {}
+    if left_out:
+        out[0] += " Not measured here: " + "; ".join(f"{SHORT.get(key, key)} ({why})"
+                                                     for key, why in left_out.items()) + "."
     for name in settings["sections"]:
         out += [""] + SECTION_MD[name](r, names)
     out += [""] + heading("The servers", "", ["server", "command", "answers checked"])
@@ -198,17 +252,18 @@ def markdown(r):
 
 
 def plots(r, out):
-    names = {key: r["servers"][key]["name"] for key in SWEPT}
+    swept = present(r, SWEPT)
+    names = {key: r["servers"][key]["name"] for key in swept}
     for metric, title in (("rps", "req/s"), ("p99_us", "p99 latency (us)"), ("cpu_us_per_request",
                                                                             "server CPU per request (us)")):
         data = os.path.join(out, f"sweep_{metric}.dat")
         with open(data, "w") as f:
             for c in r["settings"]["sweep"]:
-                values = [r["sweep"][key][str(c)][metric] for key in SWEPT]
+                values = [r["sweep"][key][str(c)][metric] for key in swept]
                 f.write(f"{c} " + " ".join(str(v["median"]) if v else "NaN" for v in values) + "\n")
         name = {"rps": "rps", "p99_us": "p99", "cpu_us_per_request": "cpu"}[metric]
         lines = ", ".join(f"'{data}' using 1:{i + 2} with linespoints title '{names[key]}'"
-                          for i, key in enumerate(SWEPT))
+                          for i, key in enumerate(swept))
         script = (f"set terminal pngcairo noenhanced size 720,420; set output '{out}/sweep_{name}.png';"
                   f"set logscale x 2; {'set logscale y 10;' if name == 'p99' else ''}"
                   f"set xlabel 'connections'; set ylabel '{title}'; set key top left;"
@@ -305,7 +360,7 @@ def check(out, sections):
 
     for section in sections:
         need(section in r["settings"]["sections"], f"section {section}: not measured")
-    for key in TABLE:
+    for key in TABLE + [key for key in r["servers"] if key not in TABLE]:
         need(r["servers"].get(key, {}).get("answers_correct"), f"{key}: wrong answers to the probe")
     if "table" in r:
         for key in TABLE:
@@ -316,7 +371,7 @@ def check(out, sections):
                  f"table: {key}: no cpu_us_per_request")
             need(key == "floor" or positive(row.get("fib30_ms")), f"table: {key}: no fib(30) latency")
     if "sweep" in r:
-        for key in SWEPT:
+        for key in present(r, SWEPT):
             for c in r["settings"]["sweep"]:
                 s = r["sweep"].get(key, {}).get(str(c), {})
                 need(all(positive(s.get(f)) for f in ("rps", "p99_us"))
@@ -326,12 +381,21 @@ def check(out, sections):
             path = os.path.join(out, f"sweep_{name}.png")
             need(os.path.exists(path) and os.path.getsize(path) > 1000, f"{path}: missing")
     if "floor" in r:
-        for key in FLOOR:
+        # A run since the closed loops had two clients names their connection counts.
+        closed = r["floor"].get("closed_loop_connections")
+        for key in present(r, FLOOR):
             row = r["floor"]["rows"].get(key, {})
-            need(positive(row.get("closed_loop_64_rps"))
-                 and all(cpu(row.get(f), f"floor: {key}: {f}") for f in ("cpu_us_per_request_3",
-                                                                           "cpu_us_per_request_64")),
+            need(all(cpu(row.get(f), f"floor: {key}: {f}") for f in ("cpu_us_per_request_3", "cpu_us_per_request_64")),
                  f"floor: {key}: missing")
+            if closed is None:
+                need(positive(row.get("closed_loop_64_rps")), f"floor: {key}: missing")
+                continue
+            for tool in ("fib_perf", "min_client"):
+                for c in closed:
+                    s = row.get("closed_loop", {}).get(tool, {}).get(str(c), {})
+                    what = f"floor: {key}: {tool}, {c} connections"
+                    need(positive(s.get("rps")) and cpu(s.get("cpu_us_per_request"), f"{what}: cpu_us_per_request"),
+                         f"{what}: missing")
     if "churn" in r:
         for key in TABLE:
             row = r["churn"].get(key, {})
@@ -358,7 +422,7 @@ def check(out, sections):
          f"wrong answers or error replies: {r['checked_runs']['with_wrong_answers']}")
     with open(os.path.join(out, "results.md")) as f:
         text = f.read()
-    for key in TABLE:
+    for key in r["servers"]:
         need(r["servers"][key]["name"] in text, f"results.md: no row for {key}")
     for note in notes:
         print(f"compare: check: note: {note}")
