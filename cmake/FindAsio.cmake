@@ -19,7 +19,12 @@ if(Asio_FOUND AND NOT TARGET Asio::Asio)
   # Standalone, without Boost; no deprecated interfaces. C++20 coroutines:
   # Asio 1.22 finds them by itself with GCC only, and looks for clang's in
   # <experimental/coroutine>; clang 14 (and clang-tidy) has the standard ones.
-  target_compile_definitions(Asio::Asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED ASIO_HAS_CO_AWAIT=1)
+  # Aligned allocation decided once for every file: Asio 1.22 detects it from
+  # a macro of libstdc++'s that is not yet defined in a file whose first
+  # include is Asio's, and a file that allocates one way and one that frees
+  # the other way (a handler posted from a thread outside Asio) disagree.
+  target_compile_definitions(Asio::Asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED ASIO_HAS_CO_AWAIT=1
+                                                  ASIO_HAS_STD_ALIGNED_ALLOC=1)
   target_link_libraries(Asio::Asio INTERFACE Threads::Threads)
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)
