@@ -36,14 +36,11 @@ Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
   return to;
 }
 
-unsigned or_cpus(unsigned n) { return n != 0 ? n : usable_cpus(); }
-
 }  // namespace
 
-CoroutineEngine::CoroutineEngine(const EngineContext& context)
-    : context_(context), workers_(or_cpus(context.config.workers)) {
+CoroutineEngine::CoroutineEngine(const EngineContext& context) : LoopEngine(context, "event loops") {
   const auto protocol = context.local.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
-  for (unsigned i = 0; i < or_cpus(context.config.threads); ++i) {
+  for (unsigned i = 0; i < or_usable_cpus(context.config.threads); ++i) {
     auto loop = std::make_unique<EventLoop>(context);
     // Every loop waits on the one listening socket; whichever is free takes
     // the next connection, and keeps it.
@@ -61,34 +58,8 @@ unsigned CoroutineEngine::descriptors_held() const {
   return kDescriptorsPerLoop * static_cast<unsigned>(loops_.size());
 }
 
-std::string CoroutineEngine::describe() const {
-  return fmt::format(", {} event loops, {} workers", loops_.size(), workers_.size());
-}
-
-void CoroutineEngine::run() {
-  std::vector<std::thread> threads;
-  // A loop whose thread has ended waits for the others: no thread is left
-  // finished and unjoined while another loop still serves (a second signal
-  // exits at once, and ThreadSanitizer counts such a thread as leaked).
-  std::latch ended(static_cast<std::ptrdiff_t>(loops_.size()));
-  const auto run_and_wait = [this, &ended](EventLoop& loop) {
-    run_loop(loop);
-    ended.arrive_and_wait();
-  };
-  try {
-    workers_.start();
-    for (std::size_t i = 1; i < loops_.size(); ++i) threads.emplace_back(run_and_wait, std::ref(*loops_[i]));
-    run_and_wait(*loops_[0]);
-  } catch (...) {
-    ended.count_down(static_cast<std::ptrdiff_t>(loops_.size() - threads.size()));  // this one and those never started
-    fail(std::current_exception());  // stops the server: the loops started end
-  }
-  for (std::thread& thread : threads) thread.join();
-  workers_.join();
-  if (failure_) std::rethrow_exception(failure_);
-}
-
-void CoroutineEngine::run_loop(EventLoop& loop) {
+void CoroutineEngine::run_loop(std::size_t index) {
+  EventLoop& loop = *loops_[index];
   loop.clock.start();
   const auto on_failure = [this](const std::exception_ptr& error) {
     if (error) fail(error);
@@ -104,14 +75,6 @@ void CoroutineEngine::run_loop(EventLoop& loop) {
     }
   }
   loop.clock.stop();
-}
-
-void CoroutineEngine::fail(std::exception_ptr error) {
-  {
-    const std::lock_guard lock(failure_mutex_);
-    if (!failure_) failure_ = std::move(error);
-  }
-  context_.stop_server();
 }
 
 void CoroutineEngine::stop() {
@@ -135,16 +98,6 @@ void CoroutineEngine::abandon() {
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
   }
-}
-
-void CoroutineEngine::add_to(ServerStats& stats) const {
-  ServerStats::Loops loops{.threads = static_cast<unsigned>(loops_.size()), .workers = workers_.size()};
-  for (const auto& loop : loops_) {
-    loop->totals.add_to(stats.replies, stats.service_times);
-    loops.at_workers += loop->at_workers.load(std::memory_order_relaxed);
-    loops.cpu_ns += loop->clock.cpu_ns();
-  }
-  stats.loops = loops;
 }
 
 awaitable<void> CoroutineEngine::accept(EventLoop& loop) {

@@ -30,8 +30,7 @@
 #include "connection_counters.h"
 #include "connection_driver.h"
 #include "engine.h"
-#include "loop_clock.h"
-#include "worker_pool.h"
+#include "loop_engine.h"
 
 namespace fib {
 
@@ -58,8 +57,8 @@ struct LoopConnection {
 };
 using LoopConnections = std::list<LoopConnection>;
 
-struct EventLoop {
-  EventLoop(const EngineContext& context) : spares(context.handler, *context.rules.stop) {}
+struct EventLoop : LoopTotals {
+  explicit EventLoop(const EngineContext& context) : spares(context.handler, *context.rules.stop) {}
 
   asio::io_context io{1};
   std::optional<asio::ip::tcp::acceptor> acceptor;
@@ -69,27 +68,23 @@ struct EventLoop {
   asio::steady_timer* accept_pause = nullptr;  // while accepting is paused (out of descriptors)
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
-  SpareSessions spares;                      // sessions no connection at rest holds
-  ConnectionCounters totals;                 // replies sent by this loop's connections, closed ones included
-  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
-  LoopClock clock;                           // the CPU time of the loop's thread
+  SpareSessions spares;  // sessions no connection at rest holds
 };
 
-class CoroutineEngine final : public Engine {
+class CoroutineEngine final : public LoopEngine {
  public:
   // Opens an acceptor per loop on (a duplicate of) the listener.
   explicit CoroutineEngine(const EngineContext& context);
   ~CoroutineEngine() override;
 
-  void run() override;
   void stop() override;
   void abandon() override;
   unsigned descriptors_held() const override;
-  std::string describe() const override;
-  void add_to(ServerStats& stats) const override;
 
  private:
-  void run_loop(EventLoop& loop);
+  std::size_t loops() const override { return loops_.size(); }
+  void run_loop(std::size_t index) override;
+  const LoopTotals& totals(std::size_t index) const override { return *loops_[index]; }
   asio::awaitable<void> accept(EventLoop& loop);
   void welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept;
   asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
@@ -98,13 +93,8 @@ class CoroutineEngine final : public Engine {
   void park(EventLoop& loop, LoopConnections::iterator connection) noexcept;
   // Closes `connection`, in loop.connections, and counts it out.
   void end(EventLoop& loop, LoopConnections::iterator connection, const ConnectionResult& result) noexcept;
-  void fail(std::exception_ptr error);
 
-  const EngineContext& context_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
-  WorkerPool workers_;
-  std::mutex failure_mutex_;
-  std::exception_ptr failure_;
 };
 
 // Serves `connection` on `loop`'s thread (see connection_driver.h), with

@@ -105,7 +105,7 @@ awaitable<void> send(LoopConnection& connection, const ConnectionDriver::Step& s
 
 LoopConnection::LoopConnection(asio::ip::tcp::socket connected, std::string peer, const EngineContext& context,
                                EventLoop& loop)
-    : socket(std::move(connected)), name(std::move(peer)), driver(context.rules, loop.totals, loop.spares) {}
+    : socket(std::move(connected)), name(std::move(peer)), driver(context.rules, loop.replies, loop.spares) {}
 
 void LoopConnection::wait_for(Waiting what, Clock::time_point until) {
   waiting = what;

@@ -90,7 +90,7 @@ Ring::Ring(unsigned entries, Mailbox& mailbox) : mailbox_(mailbox) {
   }
   if (result < 0) throw std::system_error(-result, std::generic_category(), "io_uring_setup");
   mapped_anew(ring_);
-  reader_.arm();
+  read_mail();
 }
 
 Ring::~Ring() { io_uring_queue_exit(&ring_); }
@@ -131,13 +131,13 @@ void Ring::run_once() {
   }
 }
 
-void Ring::MailReader::arm() {
-  io_uring_prep_read(ring_.sqe(this), ring_.mailbox_.fd(), ring_.mailbox_.buffer(), sizeof(std::uint64_t), 0);
+void Ring::read_mail() {
+  io_uring_prep_read(sqe(&reader_), mailbox_.fd(), mailbox_.buffer(), sizeof(std::uint64_t), 0);
 }
 
-void Ring::MailReader::complete(int /*result*/, unsigned /*flags*/) {
-  arm();
-  for (Completion* completion : ring_.mailbox_.take()) completion->complete(0, 0);
+void Ring::mail_arrived(int /*result*/, unsigned /*flags*/) {
+  read_mail();
+  for (Completion* completion : mailbox_.take()) completion->complete(0, 0);
 }
 
 }  // namespace fib::uring

@@ -29,6 +29,17 @@ class Completion {
   Completion& operator=(const Completion&) = default;
 };
 
+// A completion that calls a member of its owner with the result and flags.
+template <typename Owner, void (Owner::*kMethod)(int, unsigned)>
+class Callback final : public Completion {
+ public:
+  explicit Callback(Owner& owner) : owner_(owner) {}
+  void complete(int result, unsigned flags) override { (owner_.*kMethod)(result, flags); }
+
+ private:
+  Owner& owner_;
+};
+
 // Throws std::runtime_error saying why io_uring cannot be set up here, and
 // which mode to use instead.
 void check_available();
@@ -71,19 +82,12 @@ class Ring {
   void run_once();
 
  private:
-  class MailReader final : public Completion {
-   public:
-    explicit MailReader(Ring& ring) : ring_(ring) {}
-    void arm();
-    void complete(int result, unsigned flags) override;
-
-   private:
-    Ring& ring_;
-  };
+  void read_mail();
+  void mail_arrived(int result, unsigned flags);
 
   io_uring ring_{};
   Mailbox& mailbox_;
-  MailReader reader_{*this};
+  Callback<Ring, &Ring::mail_arrived> reader_{*this};
 };
 
 // One operation awaited: `prepare` fills the entry; co_await gives the

@@ -21,9 +21,8 @@
 #include "connection_counters.h"
 #include "connection_driver.h"
 #include "engine.h"
-#include "loop_clock.h"
+#include "loop_engine.h"
 #include "uring.h"
-#include "worker_pool.h"
 
 namespace fib {
 
@@ -43,30 +42,24 @@ struct UringConnection {
 };
 using UringConnections = std::list<UringConnection>;
 
-class UringEngine final : public Engine {
+class UringEngine final : public LoopEngine {
  public:
   // Throws std::runtime_error saying why when io_uring cannot be set up.
   explicit UringEngine(const EngineContext& context);
   ~UringEngine() override;
 
-  void run() override;
   void stop() override;
   void abandon() override;
   unsigned descriptors_held() const override;
-  std::string describe() const override;
-  void add_to(ServerStats& stats) const override;
 
   struct Loop;
 
  private:
-  void run_loop(Loop& loop);
-  void fail(std::exception_ptr error);
+  std::size_t loops() const override { return loops_.size(); }
+  void run_loop(std::size_t index) override;
+  const LoopTotals& totals(std::size_t index) const override;
 
-  const EngineContext& context_;
   std::vector<std::unique_ptr<Loop>> loops_;
-  WorkerPool workers_;
-  std::mutex failure_mutex_;
-  std::exception_ptr failure_;
 };
 
 }  // namespace fib

@@ -108,7 +108,7 @@ UringEngine::Loop::~Loop() = default;
 void UringEngine::Loop::run() {
   ring_.emplace(kRingEntries, mailbox);  // here: this thread is the ring's one submitter
   clock.start();
-  acceptor_.arm();
+  accept();
   sweep();
   while (!finished()) ring_->run_once();
   clock.stop();
@@ -120,33 +120,33 @@ void UringEngine::Loop::Timer::arm(uring::Ring& ring, Clock::duration after) {
   io_uring_prep_timeout(ring.sqe(this), &when_, 0, 0);
 }
 
-void UringEngine::Loop::Acceptor::arm() {
-  loop_.accepting_ = !loop_.stopping_;
-  if (loop_.accepting_)
-    io_uring_prep_multishot_accept(loop_.ring_->sqe(this), loop_.context_.listener, nullptr, nullptr, SOCK_CLOEXEC);
+void UringEngine::Loop::accept() {
+  accepting_ = !stopping_;
+  if (accepting_)
+    io_uring_prep_multishot_accept(ring_->sqe(&acceptor_), context_.listener, nullptr, nullptr, SOCK_CLOEXEC);
 }
 
-void UringEngine::Loop::Acceptor::complete(int result, unsigned flags) {
+void UringEngine::Loop::accepted(int result, unsigned flags) {
   if (result >= 0) {
-    loop_.accept_policy_.succeeded();
-    loop_.welcome(Fd(result));
-    if ((flags & IORING_CQE_F_MORE) == 0) arm();
+    accept_policy_.succeeded();
+    welcome(Fd(result));
+    if ((flags & IORING_CQE_F_MORE) == 0) accept();
     return;
   }
-  if (loop_.context_.rules.stop->stopping()) {  // the listener is shut down: accepting ends
-    loop_.accepting_ = (flags & IORING_CQE_F_MORE) != 0;
+  if (context_.rules.stop->stopping()) {  // the listener is shut down: accepting ends
+    accepting_ = (flags & IORING_CQE_F_MORE) != 0;
     return;
   }
-  switch (loop_.accept_policy_.failed(-result)) {
+  switch (accept_policy_.failed(-result)) {
     case AcceptPolicy::Then::next: break;
     case AcceptPolicy::Then::pause:
-      if ((flags & IORING_CQE_F_MORE) == 0) return loop_.accept_pause_.arm(*loop_.ring_, loop_.accept_policy_.pause());
+      if ((flags & IORING_CQE_F_MORE) == 0) return accept_pause_.arm(*ring_, accept_policy_.pause());
       break;
     case AcceptPolicy::Then::broken:
-      loop_.accepting_ = false;
-      return loop_.fail_(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
+      accepting_ = false;
+      return fail_(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
   }
-  if ((flags & IORING_CQE_F_MORE) == 0) arm();
+  if ((flags & IORING_CQE_F_MORE) == 0) accept();
 }
 
 void UringEngine::Loop::stopping() {
@@ -183,7 +183,7 @@ void UringEngine::Loop::welcome(Fd fd) {
   try {
     // The printable name only, not the address, lives as long as the
     // connection: an idle connection should cost little memory.
-    serve(connections_.emplace(connections_.end(), std::move(fd), peer.to_string(), context_, totals, spares_));
+    serve(connections_.emplace(connections_.end(), std::move(fd), peer.to_string(), context_, replies, spares_));
   } catch (const std::bad_alloc&) {
     context_.book.turn_away(descriptor, peer, "out of memory");
   }

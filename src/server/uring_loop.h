@@ -11,7 +11,7 @@
 
 namespace fib {
 
-struct UringEngine::Loop {
+struct UringEngine::Loop : LoopTotals {
   Loop(const EngineContext& context, WorkerPool& workers, std::function<void(std::exception_ptr)> fail);
   ~Loop();
   Loop(const Loop&) = delete;
@@ -22,11 +22,6 @@ struct UringEngine::Loop {
   // From any thread.
   void post_stop() { mailbox.post(&stop_note); }
   void post_abandon() { mailbox.post(&abandon_note); }
-
-  // What statistics read.
-  ConnectionCounters totals;                 // replies sent by this loop's connections, closed ones included
-  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
-  LoopClock clock;                           // the CPU time of the loop's thread
 
   // The rest is the loop thread's, and its coroutines'.
   class Note final : public uring::Completion {
@@ -49,21 +44,12 @@ struct UringEngine::Loop {
     void (Loop::*action_)();
     __kernel_timespec when_{};
   };
-  class Acceptor final : public uring::Completion {
-   public:
-    explicit Acceptor(Loop& loop) : loop_(loop) {}
-    void arm();
-    void complete(int result, unsigned flags) override;
-
-   private:
-    Loop& loop_;
-  };
-
   bool finished() const { return stopping_ && connections_.empty() && !accepting_; }
   void stopping();
   void abandoning() { send_limit_ = Clock::now() + Server::kStopGrace; }
   void sweep();
-  void accept_again() { acceptor_.arm(); }
+  void accept();
+  void accepted(int result, unsigned flags);
   void welcome(Fd fd);
   uring::Detached serve(UringConnections::iterator connection);
   void end(UringConnections::iterator connection, const ConnectionResult& result) noexcept;
@@ -76,8 +62,8 @@ struct UringEngine::Loop {
   UringConnections connections_;
   SpareSessions spares_;
   AcceptPolicy accept_policy_;
-  Acceptor acceptor_{*this};
-  Timer accept_pause_{*this, &Loop::accept_again};
+  uring::Callback<Loop, &Loop::accepted> acceptor_{*this};  // the multishot accept
+  Timer accept_pause_{*this, &Loop::accept};
   Timer sweeper_{*this, &Loop::sweep};
   Note stop_note{*this, &Loop::stopping};
   Note abandon_note{*this, &Loop::abandoning};
