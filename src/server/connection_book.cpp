@@ -84,8 +84,7 @@ bool ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
 }
 
 void ConnectionBook::turn_away(int fd, const Endpoint& peer, std::string_view why) noexcept {
-  refused(Refusal::no_thread);
-  const std::uint64_t count = no_thread_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const std::uint64_t count = refused(Refusal::no_thread);
   log(spdlog::level::warn, "cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
   hang_up(fd, "error: server cannot start a thread for this connection; try again later\n");
   open_.fetch_sub(1, std::memory_order_seq_cst);

@@ -77,14 +77,16 @@ class ConnectionBook {
   void add_to(ServerStats& stats) const;
 
  private:
-  void refused(Refusal why) { refused_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_release); }
+  // Counts a refusal; returns how many of its kind there have been.
+  std::uint64_t refused(Refusal why) {
+    return refused_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_release) + 1;
+  }
 
   unsigned max_connections_ = 1;
   std::atomic<std::uint64_t> open_{0};
   std::atomic<std::uint64_t> accepted_{0};
   std::array<std::atomic<std::uint64_t>, kRefusalKinds> refused_{};
   std::array<std::atomic<std::uint64_t>, kConnectionEnds> ended_{};
-  std::atomic<std::uint64_t> no_thread_{0};  // for the log line's count
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;  // for the waits below; taken per connection only while stopping
   std::condition_variable changed_;

@@ -11,9 +11,7 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cstring>
-#include <latch>
 #include <system_error>
-#include <thread>
 
 #include <fmt/format.h>
 
