@@ -5,10 +5,11 @@ import json
 import os
 import subprocess
 
-# The servers each section measures, in the order of its rows; of SWEPT and
-# FLOOR, those the run had (results.json's "servers": the io_uring ones are
-# left out where the kernel or fib_server has no io_uring).
-TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]  # and churn
+# The servers each section measures, in the order of its rows; of those with
+# "uring", the ones the run had (results.json's "servers": the io_uring ones
+# are left out where the kernel or fib_server has no io_uring).
+TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]
+CHURN = TABLE[:2] + ["uring"] + TABLE[2:]  # new connections per second
 SWEPT = ["thread", "coroutine", "uring", "go", "uring_floor"]  # the sweep over connections
 FLOOR = ["thread", "floor", "go", "coroutine", "uring", "uring_floor"]  # fib_server against the floors
 # Short names, for the floor section's ratios and the servers a run left out.
@@ -17,8 +18,8 @@ SHORT = {"thread": "thread mode", "coroutine": "coroutine mode", "uring": "uring
 # The floor section's ratios: a server against its floor and against Go.
 FLOOR_RATIOS = [("thread", "floor"), ("thread", "go"), ("uring", "uring_floor"), ("uring", "go"),
                 ("uring_floor", "go")]
-IDLE = ["thread", "coroutine", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
-DEMO = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
+IDLE = ["thread", "coroutine", "uring", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
+DEMO = ["thread", "coroutine", "uring", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
 
 # A CPU source counting in steps this coarse (clock ticks) can read 0 over a
 # short run: below its resolution, not missing. The finer ones (a cgroup,
@@ -195,7 +196,7 @@ def demo_md(r, names):
                   "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
                   "each). \"none answered\": not one answer within the run.",
                   ["server", "p99 alone, us", "p99 beside fib(40), us", "req/s alone", "req/s beside fib(40)"])
-    for key in DEMO:
+    for key in [key for key in DEMO if key in d["rows"]]:
         row = d["rows"][key]
         out.append(f"| {names[key]} | {cell(row['p99_us_alone'])}{not_held(row['rate_held_alone'])} | "
                    f"{cell(row['p99_us_beside'])}{not_held(row['rate_held_beside'])} | "
@@ -397,19 +398,19 @@ def check(out, sections):
                     need(positive(s.get("rps")) and cpu(s.get("cpu_us_per_request"), f"{what}: cpu_us_per_request"),
                          f"{what}: missing")
     if "churn" in r:
-        for key in TABLE:
+        for key in present(r, CHURN):
             row = r["churn"].get(key, {})
             need(positive(row.get("connections_per_s"))
                  and cpu(row.get("cpu_us_per_connection"), f"churn: {key}: cpu_us_per_connection"),
                  f"churn: {key}: no figure")
             # A connection that fails is one the server refused or dropped.
             need(sum(row.get("failed", [1])) == 0, f"churn: {key}: {row.get('failed')} connections failed")
-        for key in IDLE:
+        for key in present(r, IDLE):
             row = r["idle_memory"]["rows"].get(key, {})
             need(row.get("open") == r["idle_memory"]["connections"] and row.get("kib_per_connection") is not None,
                  f"idle memory: {key}: not all connections were served")
     if "demo" in r:
-        for key in DEMO:
+        for key in present(r, DEMO):
             row = r["demo"]["rows"].get(key, {})
             # Beside fib(40), a server may answer nothing at all (that is the demo); alone it must.
             need(positive(row.get("p99_us_alone")) and positive(row.get("rps_alone")), f"demo: {key}: no answers alone")

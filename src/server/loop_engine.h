@@ -42,6 +42,10 @@ class LoopEngine : public Engine {
   virtual const LoopTotals& totals(std::size_t index) const = 0;
   // Keeps the first failure, and stops the server.
   void fail(std::exception_ptr error);
+  // Which loop serves the next connection accepted, whichever loop accepted
+  // it: each in turn, so that a few connections do not all land on the loop
+  // the kernel happens to wake first.
+  std::size_t next_loop() { return next_loop_.fetch_add(1, std::memory_order_relaxed) % loops(); }
 
   const EngineContext& context_;
   WorkerPool workers_;
@@ -50,6 +54,7 @@ class LoopEngine : public Engine {
   const char* loops_are_;
   std::mutex failure_mutex_;
   std::exception_ptr failure_;
+  std::atomic<std::size_t> next_loop_{0};
 };
 
 // `n`, or the usable CPUs for 0.

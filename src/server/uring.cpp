@@ -66,12 +66,20 @@ Mailbox::Mailbox() : event_(::eventfd(0, EFD_CLOEXEC)) {
   if (!event_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
-void Mailbox::post(Completion* completion) {
+bool Mailbox::post(Completion* completion) {
   const std::lock_guard lock(mutex_);
+  if (closed_) return false;
   posted_.push_back(completion);
-  if (std::exchange(signalled_, true)) return;
+  if (std::exchange(signalled_, true)) return true;
   const std::uint64_t one = 1;
   (void)!::write(event_.get(), &one, sizeof one);  // cannot fail but for a full counter, which still wakes
+  return true;
+}
+
+bool Mailbox::close() {
+  const std::lock_guard lock(mutex_);
+  closed_ = posted_.empty();
+  return closed_;
 }
 
 std::vector<Completion*> Mailbox::take() {

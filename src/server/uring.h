@@ -49,8 +49,12 @@ void check_available();
 class Mailbox {
  public:
   Mailbox();
-  // From any thread.
-  void post(Completion* completion);
+  // From any thread; false, and `completion` is not completed, once the
+  // loop has closed its mailbox.
+  bool post(Completion* completion);
+  // On the loop's thread, as it ends: false (and open still) when something
+  // is posted and not taken yet.
+  bool close();
   // On the loop's thread, once the eventfd has been read.
   std::vector<Completion*> take();
   int fd() const { return event_.get(); }
@@ -62,6 +66,7 @@ class Mailbox {
   std::mutex mutex_;
   std::vector<Completion*> posted_;
   bool signalled_ = false;
+  bool closed_ = false;
 };
 
 class Ring {

@@ -1,6 +1,7 @@
 // C++20 coroutines on io_uring: `--threads` loops, each with a ring of its
-// own (uring.h) that accepts on the shared listener (multishot) and serves
-// each connection as a coroutine, every receive and send an operation on
+// own (uring.h) that accepts on the shared listener (multishot), deals the
+// connections to the loops in turn (the kernel wakes one loop's accept for
+// most of them) and serves each connection as a coroutine, every receive and send an operation on
 // the ring, submitted together with the next wait; slow requests go to the
 // same low-priority WorkerPool as the coroutine mode's. A sweeper per loop,
 // on a timeout through the ring, cancels what waits past its deadline; a

@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <new>
 #include <optional>
 #include <span>
@@ -100,8 +101,25 @@ auto readable_within(uring::Ring& ring, UringConnection& connection, Clock::dura
 
 }  // namespace
 
-UringEngine::Loop::Loop(const EngineContext& context, WorkerPool& workers, std::function<void(std::exception_ptr)> fail)
-    : context_(context), workers_(workers), fail_(std::move(fail)), spares_(context.handler, *context.rules.stop) {}
+// A connection one loop accepted and another serves, on its way in that
+// loop's mailbox.
+class Arrival final : public uring::Completion {
+ public:
+  explicit Arrival(UringEngine::Loop& to) : to_(to) {}
+  void hold(Fd fd) { fd_ = std::move(fd); }
+  Fd take() { return std::move(fd_); }
+  void complete(int /*result*/, unsigned /*flags*/) override {
+    const std::unique_ptr<Arrival> self(this);
+    to_.welcome(std::move(fd_));
+  }
+
+ private:
+  UringEngine::Loop& to_;
+  Fd fd_;
+};
+
+UringEngine::Loop::Loop(UringEngine& engine)
+    : engine_(engine), context_(engine.context_), spares_(context_.handler, *context_.rules.stop) {}
 
 UringEngine::Loop::~Loop() = default;
 
@@ -110,7 +128,8 @@ void UringEngine::Loop::run() {
   clock.start();
   accept();
   sweep();
-  while (!finished()) ring_->run_once();
+  // A connection handed over meanwhile keeps the loop going.
+  while (!finished() || !mailbox.close()) ring_->run_once();
   clock.stop();
   ring_.reset();
 }
@@ -129,7 +148,7 @@ void UringEngine::Loop::accept() {
 void UringEngine::Loop::accepted(int result, unsigned flags) {
   if (result >= 0) {
     accept_policy_.succeeded();
-    welcome(Fd(result));
+    hand_over(Fd(result));
     if ((flags & IORING_CQE_F_MORE) == 0) accept();
     return;
   }
@@ -144,7 +163,7 @@ void UringEngine::Loop::accepted(int result, unsigned flags) {
       break;
     case AcceptPolicy::Then::broken:
       accepting_ = false;
-      return fail_(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
+      return engine_.fail(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
   }
   if ((flags & IORING_CQE_F_MORE) == 0) accept();
 }
@@ -172,6 +191,17 @@ void UringEngine::Loop::sweep() {
   const Clock::duration tick =
       idle.on() ? std::clamp<Clock::duration>(idle.timeout / 20, kSweepMin, kSweepMax) : kSweepMax;
   sweeper_.arm(*ring_, stopping_ ? kSweepStopping : tick);
+}
+
+void UringEngine::Loop::hand_over(Fd fd) {
+  Loop& to = *engine_.loops_[engine_.next_loop()];
+  if (&to == this) return welcome(std::move(fd));
+  auto* arrival = new (std::nothrow) Arrival(to);
+  if (arrival == nullptr) return welcome(std::move(fd));  // no memory to hand it over
+  arrival->hold(std::move(fd));
+  if (to.mailbox.post(arrival)) return;  // its completion deletes it
+  welcome(arrival->take());              // that loop has ended
+  delete arrival;
 }
 
 void UringEngine::Loop::welcome(Fd fd) {
@@ -229,7 +259,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
         }
         case Do::compute:
           driver.computed(
-              co_await Computation(mailbox, workers_, at_workers, *step.session, c.fd.get(), context_.rules));
+              co_await Computation(mailbox, engine_.workers_, at_workers, *step.session, c.fd.get(), context_.rules));
           break;
         case Do::close: {
           GracefulClose close(c.fd.get(), step.limits.until, step.limits.max_bytes);

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <optional>
 
 #include "connection_book.h"
@@ -12,7 +11,7 @@
 namespace fib {
 
 struct UringEngine::Loop : LoopTotals {
-  Loop(const EngineContext& context, WorkerPool& workers, std::function<void(std::exception_ptr)> fail);
+  explicit Loop(UringEngine& engine);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -50,13 +49,13 @@ struct UringEngine::Loop : LoopTotals {
   void sweep();
   void accept();
   void accepted(int result, unsigned flags);
+  void hand_over(Fd fd);
   void welcome(Fd fd);
   uring::Detached serve(UringConnections::iterator connection);
   void end(UringConnections::iterator connection, const ConnectionResult& result) noexcept;
 
+  UringEngine& engine_;
   const EngineContext& context_;
-  WorkerPool& workers_;
-  std::function<void(std::exception_ptr)> fail_;
   uring::Mailbox mailbox;
   std::optional<uring::Ring> ring_;
   UringConnections connections_;
