@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -12,28 +13,17 @@
 
 #include <fmt/format.h>
 
-#ifdef FIB_SERVER_TSAN
-// ThreadSanitizer's annotation that memory is new: no access before counts.
-extern "C" void AnnotateNewMemory(const char* file, int line, std::uintptr_t memory, std::uintptr_t size);
-#endif
-
 namespace fib::uring {
 
 namespace {
 
-// liburing maps a ring's memory with a system call of its own, which
-// ThreadSanitizer does not see: a ring that ended at the same address on
-// another thread would look like it shares this one's memory.
-void mapped_anew([[maybe_unused]] const io_uring& ring) {
-#ifdef FIB_SERVER_TSAN
-  const auto fresh = [](const void* memory, std::size_t size) {
-    AnnotateNewMemory(__FILE__, __LINE__, reinterpret_cast<std::uintptr_t>(memory), size);
-  };
-  fresh(ring.sq.sqes, ring.sq.ring_entries * sizeof(io_uring_sqe));
-  fresh(ring.sq.ring_ptr, ring.sq.ring_sz);
-  if (ring.cq.ring_ptr != ring.sq.ring_ptr) fresh(ring.cq.ring_ptr, ring.cq.ring_sz);
-#endif
-}
+// liburing maps and unmaps a ring's memory with system calls of its own,
+// which ThreadSanitizer does not see: a ring ended on one thread and the
+// next one mapped at the same address on another would seem to share
+// memory. Each ring's end is released here before its memory goes, and
+// each new ring acquires it: what the old ring's thread wrote happens
+// before what the new one's writes, as the kernel orders them.
+std::atomic<unsigned> rings_ended{0};
 
 // Why io_uring_setup failed, in words a user can act on.
 std::string why_not(int error) {
@@ -89,6 +79,7 @@ std::vector<Completion*> Mailbox::take() {
 }
 
 Ring::Ring(unsigned entries, Mailbox& mailbox) : mailbox_(mailbox) {
+  rings_ended.load(std::memory_order_acquire);
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   int result = io_uring_queue_init_params(entries, &ring_, &params);
@@ -97,11 +88,13 @@ Ring::Ring(unsigned entries, Mailbox& mailbox) : mailbox_(mailbox) {
     result = io_uring_queue_init_params(entries, &ring_, &params);
   }
   if (result < 0) throw std::system_error(-result, std::generic_category(), "io_uring_setup");
-  mapped_anew(ring_);
   read_mail();
 }
 
-Ring::~Ring() { io_uring_queue_exit(&ring_); }
+Ring::~Ring() {
+  rings_ended.fetch_add(1, std::memory_order_release);
+  io_uring_queue_exit(&ring_);
+}
 
 io_uring_sqe* Ring::sqe(Completion* completion) {
   io_uring_sqe* entry = io_uring_get_sqe(&ring_);
