@@ -1,12 +1,13 @@
 // C++20 coroutines on io_uring: `--threads` loops, each with a ring of its
-// own (uring.h) that accepts on the shared listener (multishot), deals the
-// connections to the loops in turn (the kernel wakes one loop's accept for
-// most of them) and serves each connection as a coroutine, every receive and send an operation on
-// the ring, submitted together with the next wait; slow requests go to the
-// same low-priority WorkerPool as the coroutine mode's. A sweeper per loop,
-// on a timeout through the ring, cancels what waits past its deadline; a
-// stop cancels every receive. Everything a loop owns is touched by its
-// thread only, apart from the mailbox and the atomic totals.
+// own (uring.h) that accepts on the shared listener (multishot) and deals
+// the connections to the loops in turn (the kernel wakes one loop's accept
+// for most of them). Each serves its connections as coroutines, every
+// receive and send an operation on the ring, submitted together with the
+// next wait; slow requests go to the same low-priority WorkerPool as the
+// coroutine mode's. A sweeper per loop, on a timeout through the ring,
+// cancels what waits past its deadline; a stop cancels every receive.
+// Everything a loop owns is touched by its thread only, apart from the
+// mailbox and the atomic totals.
 #pragma once
 
 #include <atomic>

@@ -177,6 +177,7 @@ void UringEngine::Loop::stopping() {
 }
 
 void UringEngine::Loop::sweep() {
+  sweeping_ = false;
   const Clock::time_point now = Clock::now();
   for (UringConnection& connection : connections_) {
     if (connection.waiting == Waiting::nothing || connection.expired || connection.in_flight == nullptr) continue;
@@ -186,7 +187,12 @@ void UringEngine::Loop::sweep() {
     connection.expired = true;
     ring_->cancel(connection.in_flight);
   }
-  if (finished()) return;
+  keep_sweeping();
+}
+
+void UringEngine::Loop::keep_sweeping() {
+  if (sweeping_ || finished()) return;
+  sweeping_ = true;
   const IdleRule idle = context_.rules.idle;
   const Clock::duration tick =
       idle.on() ? std::clamp<Clock::duration>(idle.timeout / 20, kSweepMin, kSweepMax) : kSweepMax;
@@ -217,6 +223,7 @@ void UringEngine::Loop::welcome(Fd fd) {
   } catch (const std::bad_alloc&) {
     context_.book.turn_away(descriptor, peer, "out of memory");
   }
+  keep_sweeping();  // a connection handed over after the loop had ended its sweeps
 }
 
 uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) {

@@ -46,7 +46,10 @@ struct UringEngine::Loop : LoopTotals {
   bool finished() const { return stopping_ && connections_.empty() && !accepting_; }
   void stopping();
   void abandoning() { send_limit_ = Clock::now() + Server::kStopGrace; }
+  // The sweeper's tick: cuts what waits past its deadline.
   void sweep();
+  // Arms the next tick, unless one is armed or the loop has finished.
+  void keep_sweeping();
   void accept();
   void accepted(int result, unsigned flags);
   void hand_over(Fd fd);
@@ -67,6 +70,7 @@ struct UringEngine::Loop : LoopTotals {
   Note stop_note{*this, &Loop::stopping};
   Note abandon_note{*this, &Loop::abandoning};
   bool stopping_ = false;                                    // seen on this thread
+  bool sweeping_ = false;                                    // the sweeper's tick is in flight
   bool accepting_ = false;                                   // the multishot accept (or its pause) is in flight
   Clock::time_point send_limit_ = Clock::time_point::max();  // past a stop's timeout: sends are given up then
 };
