@@ -127,7 +127,7 @@ void UringEngine::Loop::run() {
   ring_.emplace(kRingEntries, mailbox);  // here: this thread is the ring's one submitter
   clock.start();
   accept();
-  sweep();
+  keep_sweeping();
   // A connection handed over meanwhile keeps the loop going.
   while (!finished() || !mailbox.close()) ring_->run_once();
   clock.stop();
@@ -201,13 +201,13 @@ void UringEngine::Loop::keep_sweeping() {
 
 void UringEngine::Loop::hand_over(Fd fd) {
   Loop& to = *engine_.loops_[engine_.next_loop()];
-  if (&to == this) return welcome(std::move(fd));
-  auto* arrival = new (std::nothrow) Arrival(to);
-  if (arrival == nullptr) return welcome(std::move(fd));  // no memory to hand it over
-  arrival->hold(std::move(fd));
-  if (to.mailbox.post(arrival)) return;  // its completion deletes it
-  welcome(arrival->take());              // that loop has ended
-  delete arrival;
+  std::unique_ptr<Arrival> arrival(&to != this ? new (std::nothrow) Arrival(to) : nullptr);
+  if (arrival) {
+    arrival->hold(std::move(fd));
+    if (to.mailbox.post(arrival.get())) return (void)arrival.release();  // its completion deletes it
+    fd = arrival->take();
+  }
+  welcome(std::move(fd));  // this loop's turn, no memory to hand it over, or that loop has ended
 }
 
 void UringEngine::Loop::welcome(Fd fd) {
