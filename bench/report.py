@@ -196,8 +196,7 @@ def demo_md(r, names):
                   "and in a closed loop (req/s), alone and while two other connections pipeline fib(40) (4 in flight "
                   "each). \"none answered\": not one answer within the run.",
                   ["server", "p99 alone, us", "p99 beside fib(40), us", "req/s alone", "req/s beside fib(40)"])
-    for key in [key for key in DEMO if key in d["rows"]]:
-        row = d["rows"][key]
+    for key, row in d["rows"].items():
         out.append(f"| {names[key]} | {cell(row['p99_us_alone'])}{not_held(row['rate_held_alone'])} | "
                    f"{cell(row['p99_us_beside'])}{not_held(row['rate_held_beside'])} | "
                    f"{cell(row['rps_alone'])} | {cell(row['rps_beside'])} |")
