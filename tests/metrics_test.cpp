@@ -3,6 +3,7 @@
 // against what the test's clients were sent; slow clients and a stop; and
 // the start-up failures.
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -67,6 +68,7 @@ class MetricsServer {
   }
   std::uint16_t port() const { return port_; }
   std::uint16_t metrics_port() const { return metrics_port_; }
+  void signal(int number) { process_.signal(number); }
   std::string log() const { return process_.err(); }
 
   // GET /metrics: the response's body, parsed, after checking the status
@@ -393,6 +395,41 @@ TEST(Metrics, StopIsQuickWithMetricsClientsConnected) {
   // About 0.03 s, as without --metrics; before, the rest of civetweb's 2 s
   // poll (1.8 s), or of the 1 s header timeout without the wake-up (0.8 s).
   EXPECT_LT(took, 500ms) << server.log();
+}
+
+// The uring mode's receives take their buffers from a ring of 1,024 per
+// loop. While the server is stopped (SIGSTOP), 1,500 clients connect and
+// each sends a pipelined batch; when it goes on, its one loop accepts them
+// all and arms their receives in one submission, and each finds its bytes
+// waiting: more receives take a buffer at once than there are buffers.
+// Those that find none wait for the next round, and every request is still
+// answered, in order.
+TEST(Metrics, UringReceivesShortOfBuffersWaitAndLoseNothing) {
+  struct RestoreLimit {  // 1,500 clients in this process, and as many connections in the server
+    rlimit saved{};
+    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  } restore;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &restore.saved), 0);
+  const rlimit raised{restore.saved.rlim_max, restore.saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
+  MetricsServer server({"127.0.0.1:0", "--mode", "uring", "--threads", "1"});
+  std::string batch;
+  std::vector<std::string> expected;
+  for (unsigned n = 0; n < 40; ++n) {
+    batch += std::to_string(n % 25) + "\n";
+    expected.push_back(std::to_string(fib_iterative(n % 25)));
+  }
+  constexpr int kConnections = 1500;  // more than the loop's buffers, fewer than the listen backlog
+  server.signal(SIGSTOP);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    clients.back()->send(batch);
+  }
+  server.signal(SIGCONT);
+  for (int i = 0; i < kConnections; ++i)
+    ASSERT_EQ(clients[i]->read_lines(expected.size()), expected) << "connection " << i;
+  EXPECT_GT(server.scrape().at("fib_server_receive_buffer_shortages_total"), 0) << "no receive was short of a buffer";
 }
 
 TEST(Metrics, BusyPortFailsAtStartWithTheReason) {

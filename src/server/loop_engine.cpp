@@ -50,6 +50,7 @@ void LoopEngine::add_to(ServerStats& stats) const {
     const LoopTotals& loop = totals(i);
     loop.replies.add_to(stats.replies, stats.service_times);
     loops.at_workers += loop.at_workers.load(std::memory_order_relaxed);
+    loops.buffer_shortages += loop.buffer_shortages.load(std::memory_order_relaxed);
     loops.cpu_ns += loop.clock.cpu_ns();
   }
   stats.loops = loops;

@@ -19,9 +19,10 @@ namespace fib {
 
 // One loop's figures: written by its thread, read by statistics.
 struct LoopTotals {
-  ConnectionCounters replies;                // sent by the loop's connections, closed ones included
-  std::atomic<std::uint64_t> at_workers{0};  // slow requests handed to the workers, not back yet
-  LoopClock clock;                           // the CPU time of the loop's thread
+  ConnectionCounters replies;                      // sent by the loop's connections, closed ones included
+  std::atomic<std::uint64_t> at_workers{0};        // slow requests handed to the workers, not back yet
+  LoopClock clock;                                 // the CPU time of the loop's thread
+  std::atomic<std::uint64_t> buffer_shortages{0};  // receives that found no buffer free (uring mode)
 };
 
 class LoopEngine : public Engine {

@@ -108,6 +108,10 @@ void add_engine_families(const ServerStats& stats, std::vector<MetricFamily>& fa
                            static_cast<double>(busy)));
     families.push_back(one("fib_server_slow_requests_waiting", "Slow requests waiting for a free worker",
                            MetricType::Gauge, static_cast<double>(loops.at_workers - busy)));
+    families.push_back(one("fib_server_receive_buffer_shortages_total",
+                           "Receives that found every buffer of their loop taken, and waited for the next round "
+                           "(uring mode; 0 in coroutine mode)",
+                           MetricType::Counter, static_cast<double>(loops.buffer_shortages)));
   }
 }
 

@@ -1,6 +1,7 @@
 #include "uring.h"
 
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <array>
@@ -32,7 +33,7 @@ std::string why_not(int error) {
     case EACCES:
       return "it is forbidden here: a seccomp filter (as container runtimes install) or the sysctl "
              "kernel.io_uring_disabled";
-    case ENOSYS: return "this kernel has no io_uring (it needs Linux 5.19 or later, built with it)";
+    case ENOSYS: return "this kernel has no io_uring (it needs Linux 6.0 or later, built with it)";
     case ENOMEM: return "no memory could be locked for its rings (see ulimit -l)";
     default: return "the kernel refused it";
   }
@@ -49,7 +50,24 @@ void check_available() {
                     "serves the same on epoll",
                     std::strerror(-result), why_not(-result)));
   }
+  // Receives take their buffers from a provided-buffer ring (Linux 5.19),
+  // and stay armed while the connection lasts (multishot, Linux 6.0).
+  int registered = -ENOMEM;
+  void* page = ::mmap(nullptr, sizeof(io_uring_buf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page != MAP_FAILED) {
+    io_uring_buf_reg registration{};
+    registration.ring_addr = reinterpret_cast<std::uintptr_t>(page);
+    registration.ring_entries = 1;
+    registered = io_uring_register_buf_ring(&probe, &registration, 0);
+  }
   io_uring_queue_exit(&probe);
+  if (page != MAP_FAILED) ::munmap(page, sizeof(io_uring_buf));
+  if (registered < 0) {
+    throw std::runtime_error(
+        fmt::format("--mode uring: io_uring cannot be set up: {} (this kernel has no provided-buffer rings: it "
+                    "needs Linux 6.0 or later); --mode coroutine serves the same on epoll",
+                    std::strerror(-registered)));
+  }
 }
 
 Mailbox::Mailbox() : event_(::eventfd(0, EFD_CLOEXEC)) {
@@ -130,6 +148,43 @@ void Ring::run_once() {
       if (done[i].completion != nullptr) done[i].completion->complete(done[i].result, done[i].flags);
     }
   }
+}
+
+BufferRing::BufferRing(Ring& ring, unsigned count, unsigned size) : ring_(ring), count_(count), size_(size) {
+  const std::size_t bytes = std::size_t{count} * sizeof(io_uring_buf);
+  void* entries = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (entries == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap");
+  entries_ = static_cast<io_uring_buf_ring*>(entries);
+  io_uring_buf_ring_init(entries_);
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<std::uintptr_t>(entries_);
+  registration.ring_entries = count;
+  registration.bgid = kGroup;
+  if (const int result = io_uring_register_buf_ring(&ring_.ring_, &registration, 0); result < 0) {
+    ::munmap(entries_, bytes);
+    throw std::system_error(-result, std::generic_category(), "io_uring_register_buf_ring");
+  }
+  memory_ = std::make_unique_for_overwrite<char[]>(std::size_t{count} * size);
+  for (unsigned id = 0; id < count; ++id)
+    io_uring_buf_ring_add(entries_, memory_.get() + std::size_t{id} * size, size, static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(count), static_cast<int>(id));
+  io_uring_buf_ring_advance(entries_, static_cast<int>(count));
+}
+
+BufferRing::~BufferRing() {
+  io_uring_unregister_buf_ring(&ring_.ring_, kGroup);
+  ::munmap(entries_, std::size_t{count_} * sizeof(io_uring_buf));
+}
+
+void BufferRing::select(io_uring_sqe* entry) const {
+  entry->flags |= IOSQE_BUFFER_SELECT;
+  entry->buf_group = kGroup;
+}
+
+void BufferRing::give_back(unsigned id) {
+  io_uring_buf_ring_add(entries_, memory_.get() + std::size_t{id} * size_, size_, static_cast<unsigned short>(id),
+                        io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(entries_, 1);
 }
 
 void Ring::read_mail() {

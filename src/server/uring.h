@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -69,6 +70,8 @@ class Mailbox {
   bool closed_ = false;
 };
 
+class BufferRing;
+
 class Ring {
  public:
   // On the thread that will submit: SINGLE_ISSUER and DEFER_TASKRUN where
@@ -90,9 +93,40 @@ class Ring {
   void read_mail();
   void mail_arrived(int result, unsigned flags);
 
+  friend class BufferRing;
+
   io_uring ring_{};
   Mailbox& mailbox_;
   Callback<Ring, &Ring::mail_arrived> reader_{*this};
+};
+
+// Buffers the kernel picks from for a ring's receives (a provided-buffer
+// ring): a receive holds none until bytes arrive, so a waiting connection
+// costs no buffer of its own. A completion carrying bytes names its buffer,
+// which is given back once they are taken. The ring's thread's only.
+class BufferRing {
+ public:
+  // `count` (a power of two) buffers of `size` bytes, registered with `ring`.
+  BufferRing(Ring& ring, unsigned count, unsigned size);
+  ~BufferRing();
+  BufferRing(const BufferRing&) = delete;
+  BufferRing& operator=(const BufferRing&) = delete;
+
+  // Makes a receive prepared in `entry` take its buffer from this ring.
+  void select(io_uring_sqe* entry) const;
+  // The buffer a completion's flags name (IORING_CQE_F_BUFFER set).
+  static unsigned id(unsigned flags) { return flags >> IORING_CQE_BUFFER_SHIFT; }
+  const char* data(unsigned id) const { return memory_.get() + std::size_t{id} * size_; }
+  // Buffer `id` may be filled again.
+  void give_back(unsigned id);
+
+ private:
+  static constexpr int kGroup = 0;
+  Ring& ring_;
+  const unsigned count_;
+  const unsigned size_;
+  io_uring_buf_ring* entries_ = nullptr;  // page-aligned, shared with the kernel
+  std::unique_ptr<char[]> memory_;        // untouched until the kernel fills a buffer
 };
 
 // One operation awaited: `prepare` fills the entry; co_await gives the

@@ -1,11 +1,13 @@
 // C++20 coroutines on io_uring: `--threads` loops, each with a ring of its
 // own (uring.h) that accepts on the shared listener (multishot) and deals
 // the connections to the loops in turn (the kernel wakes one loop's accept
-// for most of them). Each serves its connections as coroutines, every
-// receive and send an operation on the ring, submitted together with the
-// next wait; slow requests go to the same low-priority WorkerPool as the
-// coroutine mode's. A sweeper per loop, on a timeout through the ring,
-// cancels what waits past its deadline; a stop cancels every receive.
+// for most of them). Each serves its connections as coroutines: a
+// connection's receive is armed once and stays armed (multishot), taking a
+// buffer from the loop's ring of them only when bytes arrive; every send is
+// an operation on the ring, submitted together with the next wait; slow
+// requests go to the same low-priority WorkerPool as the coroutine mode's.
+// A sweeper per loop, on a timeout through the ring, ends what waits past
+// its deadline; a stop wakes every connection waiting for input.
 // Everything a loop owns is touched by its thread only, apart from the
 // mailbox and the atomic totals.
 #pragma once
@@ -27,22 +29,6 @@
 #include "uring.h"
 
 namespace fib {
-
-struct UringConnection {
-  enum class Waiting { nothing, receive, send };
-  UringConnection(Fd connected, std::string peer, const EngineContext& context, ConnectionCounters& totals,
-                  SpareSessions& spares)
-      : fd(std::move(connected)), name(std::move(peer)), driver(context.rules, totals, spares) {}
-
-  Fd fd;
-  std::string name;  // the peer's address, for the log
-  Waiting waiting = Waiting::nothing;
-  Clock::time_point deadline = Clock::time_point::max();
-  bool expired = false;                    // the sweeper cancelled the wait: past its deadline
-  uring::Completion* in_flight = nullptr;  // the operation it waits for, if any
-  ConnectionDriver driver;
-};
-using UringConnections = std::list<UringConnection>;
 
 class UringEngine final : public LoopEngine {
  public:

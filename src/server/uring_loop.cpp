@@ -7,12 +7,15 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "fib/net/socket.h"
 
@@ -28,6 +31,12 @@ using Waiting = UringConnection::Waiting;
 // Entries per ring: a round of every connection's next operation fits in a
 // few submissions.
 constexpr unsigned kRingEntries = 4096;
+// The buffers receives take theirs from, per loop: a request is a few
+// bytes, and a buffer goes back as soon as its bytes are copied out, so a
+// loop seldom needs many at once. Fewer than a round of connections sending
+// at once only makes some receives wait for the next round (ENOBUFS).
+constexpr unsigned kReceiveBuffers = 1024;
+constexpr unsigned kReceiveBufferBytes = 1024;
 // How often the sweeper looks at deadlines: a twentieth of the idle
 // timeout, kept between these bounds, and often while stopping.
 constexpr Clock::duration kSweepMin = 5ms;
@@ -74,14 +83,62 @@ class Computation final : public uring::Completion {
   Computed computed_ = Computed::given_up;
 };
 
-auto receive(uring::Ring& ring, UringConnection& connection, std::span<char> space) {
-  return uring::Operation(ring, &connection.in_flight, [fd = connection.fd.get(), space](io_uring_sqe* entry) {
-    io_uring_prep_recv(entry, fd, space.data(), space.size(), 0);
-    // A request seldom waits already: the kernel arms its poll at once
-    // instead of trying the receive first and failing.
-    entry->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  });
-}
+// Input into `space`: what the connection received already, or the next
+// bytes its multishot receive brings; a count, 0 at the end of the stream,
+// or -errno (-ECANCELED: the sweeper or a stop ended the wait).
+class Receive {
+ public:
+  Receive(UringEngine::Loop& loop, UringConnection& connection, std::span<char> space)
+      : loop_(loop), connection_(connection), space_(space) {}
+
+  bool await_ready() {
+    taken_ = connection_.take(space_);
+    loop_.arm(connection_);  // the first receive, or input wanted again below kMaxEarlyBytes
+    return taken_.has_value();
+  }
+  void await_suspend(std::coroutine_handle<> handle) {
+    connection_.waiter = handle;
+    connection_.space = space_;
+  }
+  int await_resume() const { return taken_ ? *taken_ : connection_.got; }
+
+ private:
+  UringEngine::Loop& loop_;
+  UringConnection& connection_;
+  std::span<char> space_;
+  std::optional<int> taken_;
+};
+
+// Until the connection's multishot receive has ended: before a graceful
+// close reads what else arrives, and before the connection goes.
+class InputEnded {
+ public:
+  InputEnded(uring::Ring& ring, std::vector<UringConnection*>& starved, UringConnection& connection)
+      : ring_(ring), starved_(starved), connection_(connection) {}
+
+  bool await_ready() {
+    UringConnection& c = connection_;
+    c.closing = true;
+    c.early.clear();
+    c.early_from = 0;
+    if (c.starved) {
+      std::erase(starved_, &c);
+      c.starved = false;
+    }
+    if (c.armed && !c.cancelling) {
+      ring_.cancel(&c.input);
+      c.cancelling = true;
+    }
+    return !c.armed;
+  }
+  void await_suspend(std::coroutine_handle<> handle) { connection_.waiter = handle; }
+  void await_resume() const noexcept {}
+
+ private:
+  uring::Ring& ring_;
+  std::vector<UringConnection*>& starved_;
+  UringConnection& connection_;
+};
 
 auto send(uring::Ring& ring, UringConnection& connection, std::string_view bytes) {
   return uring::Operation(ring, &connection.in_flight, [fd = connection.fd.get(), bytes](io_uring_sqe* entry) {
@@ -125,12 +182,17 @@ UringEngine::Loop::~Loop() = default;
 
 void UringEngine::Loop::run() {
   ring_.emplace(kRingEntries, mailbox);  // here: this thread is the ring's one submitter
+  buffers_.emplace(*ring_, kReceiveBuffers, kReceiveBufferBytes);
   clock.start();
   accept();
   keep_sweeping();
   // A connection handed over meanwhile keeps the loop going.
-  while (!finished() || !mailbox.close()) ring_->run_once();
+  while (!finished() || !mailbox.close()) {
+    ring_->run_once();
+    feed_starved();
+  }
   clock.stop();
+  buffers_.reset();
   ring_.reset();
 }
 
@@ -171,21 +233,28 @@ void UringEngine::Loop::accepted(int result, unsigned flags) {
 void UringEngine::Loop::stopping() {
   stopping_ = true;
   if (accepting_) ring_->cancel(&acceptor_);
-  for (UringConnection& connection : connections_) {
-    if (connection.waiting == Waiting::receive && connection.in_flight != nullptr) ring_->cancel(connection.in_flight);
+  // Whoever waits for input hears of the stop now (a coroutine woken may
+  // end its connection, so the next one is found first).
+  for (auto next = connections_.begin(); next != connections_.end();) {
+    UringConnection& connection = *next++;
+    if (connection.waiting == Waiting::receive && connection.waiter) wake(connection, -ECANCELED);
   }
 }
 
 void UringEngine::Loop::sweep() {
   sweeping_ = false;
   const Clock::time_point now = Clock::now();
-  for (UringConnection& connection : connections_) {
-    if (connection.waiting == Waiting::nothing || connection.expired || connection.in_flight == nullptr) continue;
-    const Clock::time_point deadline =
-        connection.waiting == Waiting::send ? std::min(connection.deadline, send_limit_) : connection.deadline;
-    if (now < deadline) continue;
+  for (auto next = connections_.begin(); next != connections_.end();) {
+    UringConnection& connection = *next++;  // a coroutine woken may end its connection
+    if (connection.waiting == Waiting::nothing || connection.expired) continue;
+    const bool sending = connection.waiting == Waiting::send;
+    if (sending ? connection.in_flight == nullptr : !connection.waiter) continue;
+    if (now < (sending ? std::min(connection.deadline, send_limit_) : connection.deadline)) continue;
     connection.expired = true;
-    ring_->cancel(connection.in_flight);
+    if (sending)
+      ring_->cancel(connection.in_flight);
+    else
+      wake(connection, -ECANCELED);
   }
   keep_sweeping();
 }
@@ -219,11 +288,89 @@ void UringEngine::Loop::welcome(Fd fd) {
   try {
     // The printable name only, not the address, lives as long as the
     // connection: an idle connection should cost little memory.
-    serve(connections_.emplace(connections_.end(), std::move(fd), peer.to_string(), context_, replies, spares_));
+    serve(connections_.emplace(connections_.end(), *this, std::move(fd), peer.to_string(), context_, replies, spares_));
   } catch (const std::bad_alloc&) {
     context_.book.turn_away(descriptor, peer, "out of memory");
   }
   keep_sweeping();  // a connection handed over after the loop had ended its sweeps
+}
+
+void UringConnection::Input::complete(int result, unsigned flags) { loop_.input(connection_, result, flags); }
+
+std::optional<int> UringConnection::take(std::span<char> into) {
+  const std::size_t n = std::min(early_bytes(), into.size());
+  if (n == 0) return early_bytes() == 0 ? input_end : std::nullopt;
+  std::memcpy(into.data(), early.data() + early_from, n);
+  early_from += n;
+  if (early_from == early.size()) {
+    early_from = 0;
+    early.clear();
+    early.shrink_to_fit();  // an idle connection keeps no buffer
+  }
+  return static_cast<int>(n);
+}
+
+void UringEngine::Loop::arm(UringConnection& c) {
+  if (c.armed || c.closing || c.starved || c.input_end || c.early_bytes() >= UringConnection::kMaxEarlyBytes) return;
+  io_uring_sqe* entry = ring_->sqe(&c.input);
+  io_uring_prep_recv_multishot(entry, c.fd.get(), nullptr, 0, 0);
+  buffers_->select(entry);
+  c.armed = true;
+  c.cancelling = false;
+}
+
+void UringEngine::Loop::input(UringConnection& c, int result, unsigned flags) {
+  if ((flags & IORING_CQE_F_MORE) == 0) c.armed = false;
+  std::optional<int> taken;
+  if ((flags & IORING_CQE_F_BUFFER) != 0) {
+    const unsigned id = uring::BufferRing::id(flags);
+    if (result > 0 && !c.closing) {
+      std::span<const char> bytes(buffers_->data(id), static_cast<std::size_t>(result));
+      if (c.waiter && c.early_bytes() == 0) {  // straight to the receive waiting
+        const std::size_t n = std::min(bytes.size(), c.space.size());
+        std::memcpy(c.space.data(), bytes.data(), n);
+        bytes = bytes.subspan(n);
+        taken = static_cast<int>(n);
+      }
+      c.early.append(bytes.data(), bytes.size());
+    }
+    buffers_->give_back(id);
+  }
+  if (result == 0) {
+    c.input_end = 0;
+  } else if (result == -ENOBUFS) {
+    add(buffer_shortages, 1);
+    if (!c.starved && !c.closing) {
+      c.starved = true;
+      starved_.push_back(&c);
+    }
+  } else if (result < 0 && result != -ECANCELED) {  // cancelled: by this loop, which knows why
+    c.input_end = result;
+  }
+  if (c.closing) {  // the connection only waits for its receive to end
+    if (!c.armed && c.waiter) std::exchange(c.waiter, {}).resume();
+    return;
+  }
+  if (c.armed && !c.cancelling && c.early_bytes() >= UringConnection::kMaxEarlyBytes) {
+    ring_->cancel(&c.input);  // enough is waiting: the rest stays in the socket
+    c.cancelling = true;
+  }
+  arm(c);  // it ended (a full completion queue, say) while input is still wanted
+  if (!taken && c.waiter) taken = c.take(c.space);
+  if (taken) wake(c, *taken);  // last: the coroutine may end the connection
+}
+
+void UringEngine::Loop::wake(UringConnection& connection, int result) {
+  connection.got = result;
+  std::exchange(connection.waiter, {}).resume();
+}
+
+void UringEngine::Loop::feed_starved() {
+  if (starved_.empty()) return;
+  for (UringConnection* connection : std::exchange(starved_, {})) {
+    connection->starved = false;
+    arm(*connection);
+  }
 }
 
 uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) {
@@ -242,11 +389,12 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
       switch (step.what) {
         case Do::receive: {
           wait_for(Waiting::receive, step.deadline);
-          const int n = co_await receive(ring, c, step.space);
+          const int n = co_await Receive(*this, c, step.space);
           c.waiting = Waiting::nothing;
           if (n >= 0) {
             const auto got = static_cast<std::size_t>(n);
-            driver.received(got, got == step.space.size() && bytes_waiting(c.fd.get()) > 0, Clock::now());
+            const bool more = c.early_bytes() > 0 || (got == step.space.size() && bytes_waiting(c.fd.get()) > 0);
+            driver.received(got, more, Clock::now());
           } else {  // cancelled by the sweeper (idle) or a stop, or failed
             driver.receive_cut(n != -ECANCELED ? Cut::error : c.expired ? Cut::deadline : Cut::stopping, -n);
           }
@@ -269,6 +417,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
               co_await Computation(mailbox, engine_.workers_, at_workers, *step.session, c.fd.get(), context_.rules));
           break;
         case Do::close: {
+          co_await InputEnded(ring, starved_, c);  // what else arrives is the close's to discard
           GracefulClose close(c.fd.get(), step.limits.until, step.limits.max_bytes);
           while (const std::optional<Clock::duration> wait = close.discard()) co_await readable_within(ring, c, *wait);
           break;
@@ -280,6 +429,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
   } catch (...) {
     // Out of memory: the connection ends, and is counted out, all the same.
   }
+  co_await InputEnded(ring, starved_, c);  // the kernel lets go of the connection first
   end(connection, result);
 }
 

@@ -3,12 +3,73 @@
 #pragma once
 
 #include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <list>
 #include <optional>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "connection_book.h"
+#include "connection_driver.h"
 #include "uring_engine.h"
 
 namespace fib {
+
+// One connection of a uring loop: its socket, its driver, what its
+// coroutine waits for, and its input. Its receive is one multishot
+// operation, armed while the connection may take input: what arrives while
+// the coroutine does something else is copied to `early` (the buffer goes
+// back to the loop at once), and past kMaxEarlyBytes the receive is
+// cancelled until the coroutine has taken them, so that a client sending
+// without reading meets TCP's flow control, as with a receive per request.
+struct UringConnection {
+  enum class Waiting { nothing, receive, send };
+  static constexpr std::size_t kMaxEarlyBytes = std::size_t{64} * 1024;
+
+  // What the multishot receive completes.
+  class Input final : public uring::Completion {
+   public:
+    Input(UringEngine::Loop& loop, UringConnection& connection) : loop_(loop), connection_(connection) {}
+    void complete(int result, unsigned flags) override;
+
+   private:
+    UringEngine::Loop& loop_;
+    UringConnection& connection_;
+  };
+
+  UringConnection(UringEngine::Loop& loop, Fd connected, std::string peer, const EngineContext& context,
+                  ConnectionCounters& totals, SpareSessions& spares)
+      : fd(std::move(connected)), name(std::move(peer)), driver(context.rules, totals, spares), input(loop, *this) {}
+
+  // Takes early input into `space`: the count taken, or the end of input
+  // (0, or -errno) once every early byte is taken; nullopt: nothing yet.
+  std::optional<int> take(std::span<char> space);
+  // Bytes received and not taken yet.
+  std::size_t early_bytes() const { return early.size() - early_from; }
+
+  Fd fd;
+  std::string name;  // the peer's address, for the log
+  Waiting waiting = Waiting::nothing;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool expired = false;                    // the sweeper ended the wait: past its deadline
+  uring::Completion* in_flight = nullptr;  // the send it waits for, if any
+  ConnectionDriver driver;
+
+  Input input;
+  bool armed = false;              // the multishot receive is in the kernel
+  bool cancelling = false;         // a cancel of it is on its way
+  bool closing = false;            // no more input is wanted: the graceful close reads what else comes
+  bool starved = false;            // the loop had no buffer for it: armed again once buffers are back
+  std::optional<int> input_end;    // end of stream (0) or -errno, once early input is taken
+  std::string early;               // received before the coroutine asked for it
+  std::size_t early_from = 0;      // the first byte of `early` not taken yet
+  std::coroutine_handle<> waiter;  // waits for input, or for the receive to end
+  std::span<char> space;           // a waiting receive's
+  int got = 0;                     // what it got: a count, 0 at the end, or -errno
+};
+using UringConnections = std::list<UringConnection>;
 
 struct UringEngine::Loop : LoopTotals {
   explicit Loop(UringEngine& engine);
@@ -54,6 +115,13 @@ struct UringEngine::Loop : LoopTotals {
   void accepted(int result, unsigned flags);
   void hand_over(Fd fd);
   void welcome(Fd fd);
+  // The multishot receive: armed when input is wanted; what it completes.
+  void arm(UringConnection& connection);
+  void input(UringConnection& connection, int result, unsigned flags);
+  // Wakes the coroutine waiting for input with `result`.
+  static void wake(UringConnection& connection, int result);
+  // Arms again the receives that found no buffer, now that buffers are back.
+  void feed_starved();
   uring::Detached serve(UringConnections::iterator connection);
   void end(UringConnections::iterator connection, const ConnectionResult& result) noexcept;
 
@@ -61,7 +129,9 @@ struct UringEngine::Loop : LoopTotals {
   const EngineContext& context_;
   uring::Mailbox mailbox;
   std::optional<uring::Ring> ring_;
+  std::optional<uring::BufferRing> buffers_;
   UringConnections connections_;
+  std::vector<UringConnection*> starved_;  // receives ended for want of a buffer
   SpareSessions spares_;
   AcceptPolicy accept_policy_;
   uring::Callback<Loop, &Loop::accepted> acceptor_{*this};  // the multishot accept

@@ -62,10 +62,12 @@ struct ServerStats {
   };
   std::optional<Threads> threads;
   // Event loops: their threads and CPU time, and the workers with the slow
-  // requests handed to them (computing or waiting for one).
+  // requests handed to them (computing or waiting for one); in the uring
+  // mode, the receives that found every buffer of their loop taken, and
+  // waited for the next round.
   struct Loops {
     unsigned threads = 0, workers = 0;
-    std::uint64_t cpu_ns = 0, at_workers = 0;
+    std::uint64_t cpu_ns = 0, at_workers = 0, buffer_shortages = 0;
   };
   std::optional<Loops> loops;
 
