@@ -41,7 +41,7 @@ CoroutineEngine::CoroutineEngine(const EngineContext& context) : LoopEngine(cont
   for (unsigned i = 0; i < or_usable_cpus(context.config.threads); ++i) {
     auto loop = std::make_unique<EventLoop>(context);
     // Every loop waits on the one listening socket; whichever is free takes
-    // the next connection, and keeps it.
+    // the next connection, and hands it to the loop whose turn it is.
     Fd copy(::fcntl(context.listener, F_DUPFD_CLOEXEC, 0));
     if (!copy) throw std::system_error(errno, std::generic_category(), "dup listener");
     loop->acceptor.emplace(loop->io, protocol, copy.get());
@@ -118,21 +118,74 @@ awaitable<void> CoroutineEngine::accept(EventLoop& loop) {
       }
     }
     policy.succeeded();
-    // Non-blocking for Asio too, not only underneath: a synchronous
-    // write_some into a full send buffer then says would_block instead of
-    // waiting in poll(), which would hold up every connection of the loop
-    // and the sweeper that cuts off a client that stopped reading.
-    asio::error_code blocking;
-    socket.non_blocking(true, blocking);
-    const Endpoint from = to_endpoint(peer);
-    if (context_.book.admit(socket.native_handle(), from)) welcome(loop, std::move(socket), from);
+    hand_over(loop, std::move(socket), to_endpoint(peer));
   }
   loop.accept_pause = nullptr;
   asio::error_code ignored;
   loop.acceptor->close(ignored);
 }
 
+bool Arrivals::expect() {
+  const std::lock_guard lock(mutex_);
+  if (closed_) return false;
+  ++posted_;
+  return true;
+}
+
+void Arrivals::landed() {
+  const std::lock_guard lock(mutex_);
+  --posted_;
+}
+
+bool Arrivals::close() {
+  const std::lock_guard lock(mutex_);
+  closed_ = posted_ == 0;
+  return closed_;
+}
+
+void CoroutineEngine::hand_over(EventLoop& from, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
+  EventLoop& to = *loops_[next_loop()];
+  if (&to != &from && to.arrivals.expect()) {
+    asio::error_code error;
+    Fd fd(socket.release(error));  // on error, still the socket's
+    if (fd) {
+      try {
+        asio::post(to.io, [this, &to, fd = fd.get(), peer] {
+          to.arrivals.landed();
+          arrive(to, Fd(fd), peer);
+        });
+        fd.release();
+        return;
+      } catch (const std::bad_alloc&) {  // no memory to hand it over: served here
+        to.arrivals.landed();
+        return arrive(from, std::move(fd), peer);
+      }
+    }
+    to.arrivals.landed();
+  }
+  welcome(from, std::move(socket), peer);  // this loop's turn, or that loop has ended
+}
+
+void CoroutineEngine::arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexcept {
+  asio::error_code error;
+  asio::ip::tcp::socket socket(loop.io);
+  socket.assign(peer.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.get(), error);
+  if (error) {  // no memory to watch it: refused as welcome() would
+    if (context_.book.admit(fd.get(), peer)) context_.book.turn_away(fd.get(), peer, "out of memory");
+    return;
+  }
+  fd.release();
+  welcome(loop, std::move(socket), peer);
+}
+
 void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
+  // Non-blocking for Asio too, not only underneath: a synchronous
+  // write_some into a full send buffer then says would_block instead of
+  // waiting in poll(), which would hold up every connection of the loop
+  // and the sweeper that cuts off a client that stopped reading.
+  asio::error_code blocking;
+  socket.non_blocking(true, blocking);
+  if (!context_.book.admit(socket.native_handle(), peer)) return;
   LoopConnections::iterator connection;
   try {
     // The printable name only, not the address, lives as long as the
@@ -142,6 +195,7 @@ void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, con
     context_.book.turn_away(socket.native_handle(), peer, "out of memory");
     return;  // the socket, wherever it is, closes
   }
+  add(loop.open, 1);
   start(loop, connection);
 }
 
@@ -171,6 +225,7 @@ void CoroutineEngine::end(EventLoop& loop, LoopConnections::iterator connection,
                           const ConnectionResult& result) noexcept {
   const std::string name = std::move(connection->name);
   loop.connections.erase(connection);  // closes the socket
+  add(loop.open, -1);
   context_.book.ended(name, result);
 }
 

@@ -1,6 +1,7 @@
 // C++20 coroutines on event loops: `--threads` loops, each an
 // asio::io_context run by a thread of its own that accepts connections on
-// the shared listener and serves each as a coroutine, and a WorkerPool of
+// the shared listener and deals each to the loops in turn (see
+// LoopEngine::next_loop()), which serve them as coroutines, and a WorkerPool of
 // `--workers` threads that computes the slow requests. Everything a loop
 // owns is touched by its thread only, apart from the atomic totals that
 // statistics read.
@@ -57,6 +58,24 @@ struct LoopConnection {
 };
 using LoopConnections = std::list<LoopConnection>;
 
+// Connections another loop accepted for this one: posted to its io_context,
+// not welcomed yet. Once closed, as the loop ends, nothing more is posted,
+// so that no connection is left in a queue no thread runs.
+class Arrivals {
+ public:
+  // On the loop that accepted: false once the receiving loop has ended.
+  bool expect();
+  // On the receiving loop, as a connection posted arrives.
+  void landed();
+  // On the receiving loop, as it ends: false while one is on its way.
+  bool close();
+
+ private:
+  std::mutex mutex_;
+  unsigned posted_ = 0;
+  bool closed_ = false;
+};
+
 struct EventLoop : LoopTotals {
   explicit EventLoop(const EngineContext& context) : spares(context.handler, *context.rules.stop) {}
 
@@ -69,6 +88,7 @@ struct EventLoop : LoopTotals {
   // Past a stop's timeout: when sends in progress are given up.
   Clock::time_point send_limit = Clock::time_point::max();
   SpareSessions spares;  // sessions no connection at rest holds
+  Arrivals arrivals;
 };
 
 class CoroutineEngine final : public LoopEngine {
@@ -86,6 +106,11 @@ class CoroutineEngine final : public LoopEngine {
   void run_loop(std::size_t index) override;
   const LoopTotals& totals(std::size_t index) const override { return *loops_[index]; }
   asio::awaitable<void> accept(EventLoop& loop);
+  // Deals `socket`, accepted by `from`, to the loop whose turn it is.
+  void hand_over(EventLoop& from, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept;
+  // On the loop that serves it: `fd`, handed over, watched by the loop and welcomed.
+  void arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexcept;
+  // Admits `socket` on `loop` (the loop that serves it) and starts serving it.
   void welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept;
   asio::awaitable<void> serve(EventLoop& loop, LoopConnections::iterator connection);
   // Starts (again) the coroutine serving `connection`, in loop.connections.

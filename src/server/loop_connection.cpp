@@ -196,7 +196,9 @@ awaitable<void> sweeper(EventLoop& loop, const ConnectionRules& rules) {
   Clock::time_point next_parked_sweep = Clock::now() + parked_tick;
   for (;;) {
     const bool stopping = rules.stop->stopping();
-    if (stopping && loop.connections.empty() && loop.parked.empty() && !loop.acceptor->is_open()) break;
+    if (stopping && loop.connections.empty() && loop.parked.empty() && !loop.acceptor->is_open() &&
+        loop.arrivals.close())
+      break;
     timer.expires_after(stopping ? kSweepStopping : tick);
     co_await timer.async_wait(kNoThrow);
     const Clock::time_point now = Clock::now();

@@ -23,6 +23,7 @@ struct LoopTotals {
   std::atomic<std::uint64_t> at_workers{0};        // slow requests handed to the workers, not back yet
   LoopClock clock;                                 // the CPU time of the loop's thread
   std::atomic<std::uint64_t> buffer_shortages{0};  // receives that found no buffer free (uring mode)
+  std::atomic<std::uint64_t> open{0};              // connections the loop serves now, parked ones included
 };
 
 class LoopEngine : public Engine {

@@ -108,6 +108,13 @@ void add_engine_families(const ServerStats& stats, std::vector<MetricFamily>& fa
                            static_cast<double>(busy)));
     families.push_back(one("fib_server_slow_requests_waiting", "Slow requests waiting for a free worker",
                            MetricType::Gauge, static_cast<double>(loops.at_workers - busy)));
+    std::vector<ClientMetric> open;
+    for (std::size_t i = 0; i < loops.open.size(); ++i)
+      open.push_back(sample(MetricType::Gauge, static_cast<double>(loops.open[i]), {{"loop", std::to_string(i)}}));
+    families.push_back(family("fib_server_event_loop_connections",
+                              "Connections each event loop serves now, parked ones included (dealt to the loops in "
+                              "turn as they are accepted)",
+                              MetricType::Gauge, std::move(open)));
     families.push_back(one("fib_server_receive_buffer_shortages_total",
                            "Receives that found every buffer of their loop taken, and waited for the next round "
                            "(uring mode; 0 in coroutine mode)",

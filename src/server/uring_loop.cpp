@@ -288,7 +288,10 @@ void UringEngine::Loop::welcome(Fd fd) {
   try {
     // The printable name only, not the address, lives as long as the
     // connection: an idle connection should cost little memory.
-    serve(connections_.emplace(connections_.end(), *this, std::move(fd), peer.to_string(), context_, replies, spares_));
+    const auto connection =
+        connections_.emplace(connections_.end(), *this, std::move(fd), peer.to_string(), context_, replies, spares_);
+    add(open, 1);
+    serve(connection);
   } catch (const std::bad_alloc&) {
     context_.book.turn_away(descriptor, peer, "out of memory");
   }
@@ -436,6 +439,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
 void UringEngine::Loop::end(UringConnections::iterator connection, const ConnectionResult& result) noexcept {
   const std::string name = std::move(connection->name);
   connections_.erase(connection);  // closes the socket
+  add(open, -1);
   context_.book.ended(name, result);
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <semaphore>
 #include <string_view>
+#include <vector>
 
 #include "fib/core/address.h"
 #include "fib/core/fib.h"
@@ -68,6 +69,7 @@ struct ServerStats {
   struct Loops {
     unsigned threads = 0, workers = 0;
     std::uint64_t cpu_ns = 0, at_workers = 0, buffer_shortages = 0;
+    std::vector<std::uint64_t> open{};  // the connections each loop serves now
   };
   std::optional<Loops> loops;
 
