@@ -61,14 +61,15 @@ bool use_small_thread_stacks() {
 const CLI::Validator kOffOrMilliseconds = fib::cli::decimal_between(0.001, 86400, "seconds", true);
 
 fib::Mode mode_named(std::string_view name) {
-  const auto* row = std::find_if(fib::kModes.begin(), fib::kModes.end(), [&](const auto& m) { return m.name == name; });
-  return row != fib::kModes.end() ? row->mode : fib::Mode::thread;
+  const auto modes = fib::modes();
+  const auto row = std::find_if(modes.begin(), modes.end(), [&](const auto& m) { return m.name == name; });
+  return row != modes.end() ? row->mode : fib::Mode::thread;
 }
 
 // "--mode coroutine", or "--mode a or --mode b": the modes with event loops.
 std::string loop_modes() {
   std::string names;
-  for (const fib::ModeInfo& row : fib::kModes) {
+  for (const fib::ModeInfo& row : fib::modes()) {
     if (row.event_loops) names += fmt::format("{}--mode {}", names.empty() ? "" : " or ", row.name);
   }
   return names;
@@ -97,7 +98,7 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                                     "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port");
   std::string modes_help;
   std::vector<std::string> mode_names;
-  for (const fib::ModeInfo& row : fib::kModes) {
+  for (const fib::ModeInfo& row : fib::modes()) {
     modes_help += fmt::format("{}{}: {}", modes_help.empty() ? "" : "; ", row.name, row.help);
     mode_names.emplace_back(row.name);
   }

@@ -331,8 +331,7 @@ TEST_P(ConcurrentMetricsTest, BusyThreadsShowWhileASlowRequestRuns) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, MetricsTest,
-                         ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring, Mode::sequential), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, MetricsTest, all_modes(), mode_name);
 INSTANTIATE_TEST_SUITE_P(Modes, ConcurrentMetricsTest, concurrent_modes(), mode_name);
 
 // A hundred clients sending their headers a byte every half second, each

@@ -27,9 +27,26 @@ class ModeTest : public ::testing::TestWithParam<Mode> {
   }
 };
 
+// The modes whose row in the table of modes says `pick`.
+template <typename Pick>
+auto modes_where(Pick pick) {
+  std::vector<Mode> picked;
+  for (const ModeInfo& row : modes())
+    if (pick(row)) picked.push_back(row.mode);
+  return ::testing::ValuesIn(picked);
+}
+inline auto all_modes() {
+  return modes_where([](const ModeInfo&) { return true; });
+}
 // The modes that serve connections at the same time: every behaviour but
 // the sequential mode's one-at-a-time (covered on its own) holds in each.
-inline auto concurrent_modes() { return ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring); }
+inline auto concurrent_modes() {
+  return modes_where([](const ModeInfo& row) { return row.concurrent; });
+}
+// The modes with event loops (--threads, --workers).
+inline auto loop_modes() {
+  return modes_where([](const ModeInfo& row) { return row.event_loops; });
+}
 
 inline std::string mode_name(const ::testing::TestParamInfo<Mode>& info) { return std::string(to_string(info.param)); }
 

@@ -194,8 +194,7 @@ TEST_P(SignalTest, QuitExitsAtOnce) {
   EXPECT_EQ(server.wait_exit(500ms), 128 + SIGQUIT);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, SignalTest,
-                         ::testing::Values(Mode::thread, Mode::coroutine, Mode::uring, Mode::sequential), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, SignalTest, all_modes(), mode_name);
 
 // --threads and --workers belong to the modes with event loops: elsewhere
 // they are refused, not ignored; there, the log says what runs.

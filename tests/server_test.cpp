@@ -363,7 +363,7 @@ TEST_P(LoopModeTest, ConnectionsAreDealtToTheLoopsInTurn) {
   EXPECT_EQ(open, (std::vector<std::uint64_t>{1, 2, 1}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, LoopModeTest, ::testing::Values(Mode::coroutine, Mode::uring), mode_name);
+INSTANTIATE_TEST_SUITE_P(Modes, LoopModeTest, loop_modes(), mode_name);
 
 }  // namespace
 }  // namespace fib::testing

@@ -1,8 +1,9 @@
 // The seam between the server and a way of serving: an engine accepts on
 // the server's listener and serves each connection it admits, with the
 // connection rules of connection_driver.h, until a stop. The server owns the
-// listener, the stop, the supervisor and the engine, and make_engine() is
-// the one place that looks at the mode.
+// listener, the stop, the supervisor and the engine; make_engine() reads
+// the mode's row in the table of modes (engine.cpp), the one place that
+// names the engines.
 #pragma once
 
 #include <functional>

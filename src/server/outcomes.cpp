@@ -6,7 +6,6 @@
 
 namespace fib {
 
-const ModeInfo& info(Mode mode) { return kModes[static_cast<std::size_t>(mode)]; }
 std::string_view to_string(Mode mode) { return info(mode).name; }
 std::string_view to_string(End end) { return kEnds[static_cast<std::size_t>(end)].log; }
 
