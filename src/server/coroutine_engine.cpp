@@ -82,7 +82,7 @@ void CoroutineEngine::stop() {
       if (loop.acceptor) loop.acceptor->close(ignored);
       if (loop.accept_pause != nullptr) loop.accept_pause->cancel();  // out of descriptors: stop waiting
       for (LoopConnection& connection : loop.connections)
-        if (connection.waiting == LoopConnection::Waiting::receive) connection.socket.cancel(ignored);
+        if (connection.wait.what == Wait::For::receive) connection.socket.cancel(ignored);
       for (LoopConnection& connection : loop.parked) connection.socket.cancel(ignored);
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
@@ -238,11 +238,11 @@ void CoroutineEngine::park(EventLoop& loop, LoopConnections::iterator connection
     return;
   }
   const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
-    connection->waiting = LoopConnection::Waiting::nothing;
+    connection->wait.end();
     loop.connections.splice(loop.connections.end(), loop.parked, connection);
     start(loop, connection);
   };
-  connection->wait_for(LoopConnection::Waiting::parked, connection->driver.idle_deadline());
+  connection->wait_for(Wait::For::parked, connection->driver.idle_deadline());
   try {
     connection->socket.async_wait(asio::socket_base::wait_read, serve_again);
   } catch (...) {

@@ -32,6 +32,7 @@
 #include "connection_driver.h"
 #include "engine.h"
 #include "loop_engine.h"
+#include "sweep.h"
 
 namespace fib {
 
@@ -39,20 +40,15 @@ struct EventLoop;
 
 // One connection of a loop: what outlives the coroutine serving it.
 struct LoopConnection {
-  enum class Waiting { nothing, receive, send, parked };
   LoopConnection(asio::ip::tcp::socket connected, std::string peer, const EngineContext& context, EventLoop& loop);
 
   // Tells the sweeper what the connection waits for, until when.
-  void wait_for(Waiting what, Clock::time_point until);
-  // The wait is over; true when the sweeper cancelled it past its deadline.
-  bool waited();
+  void wait_for(Wait::For what, Clock::time_point until);
 
   asio::ip::tcp::socket socket;
   std::string name;  // the peer's address, for the log
-  Waiting waiting = Waiting::nothing;
-  Clock::time_point deadline = Clock::time_point::max();
-  bool expired = false;  // the sweeper cancelled the wait: past its deadline
-  bool park = false;     // the sweeper cancelled the wait to park the connection
+  Wait wait;
+  bool park = false;  // the sweeper cancelled the wait to park the connection
   unsigned rest_sweeps = 0;
   ConnectionDriver driver;
 };
@@ -129,8 +125,6 @@ class CoroutineEngine final : public LoopEngine {
 asio::awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const ConnectionRules& rules,
                                     WorkerPool& workers);
 
-// Cancels the waits of `connections` past their deadline, and of those to park.
-void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now);
 // The loop's sweeper: sweeps its connections, more often while stopping,
 // until a stop has ended them all.
 asio::awaitable<void> sweeper(EventLoop& loop, const ConnectionRules& rules);

@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 using asio::awaitable;
 using Cut = ConnectionDriver::Cut;
 using Do = ConnectionDriver::Do;
-using Waiting = LoopConnection::Waiting;
+using For = Wait::For;
 
 constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
@@ -29,15 +29,9 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 // in a row is parked.
 constexpr unsigned kSweepsBeforeParking = 2;
 
-// How often the sweeper looks at its connections (deadlines, parking): a
-// twentieth of the idle timeout, kept between these bounds, and often while
-// stopping. A sweep costs a few nanoseconds per connection.
-constexpr Clock::duration kSweepMin = 5ms;
-constexpr Clock::duration kSweepMax = 25ms;
-// Parked connections have only the idle deadline to check: at most this
-// often, so that thousands of them cost next to nothing.
+// Parked connections have only the idle deadline to check: swept at most
+// this often, so that thousands of them cost next to nothing.
 constexpr Clock::duration kParkedSweepMax = 1s;
-constexpr Clock::duration kSweepStopping = 5ms;
 
 // Counts a slow request handed to the workers until it is back, on the
 // loop's thread.
@@ -87,10 +81,10 @@ awaitable<void> send(LoopConnection& connection, const ConnectionDriver::Step& s
   if (sent < bytes.size())
     sent += connection.socket.write_some(asio::buffer(bytes.data() + sent, bytes.size() - sent), error);
   if (sent < bytes.size() && (!error || error == asio::error::would_block)) {
-    connection.wait_for(Waiting::send, step.deadline);
+    connection.wait_for(For::send, step.deadline);
     const auto [rest_error, rest] =
         co_await asio::async_write(connection.socket, asio::buffer(bytes.data() + sent, bytes.size() - sent), kNoThrow);
-    connection.waited();
+    connection.wait.end();
     error = rest_error;
   }
   if (!error) {
@@ -107,35 +101,36 @@ LoopConnection::LoopConnection(asio::ip::tcp::socket connected, std::string peer
                                EventLoop& loop)
     : socket(std::move(connected)), name(std::move(peer)), driver(context.rules, loop.replies, loop.spares) {}
 
-void LoopConnection::wait_for(Waiting what, Clock::time_point until) {
-  waiting = what;
-  deadline = until;
-  expired = park = false;
+void LoopConnection::wait_for(For what, Clock::time_point until) {
+  wait.start(what, until);
+  park = false;
   rest_sweeps = 0;
 }
 
-bool LoopConnection::waited() {
-  waiting = Waiting::nothing;
-  return expired;
-}
+namespace {
 
+// Cancels the waits of `connections` past their deadline, and of those to park.
 void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now) {
-  for (LoopConnection& connection : connections) {
-    if (connection.waiting == Waiting::nothing || connection.expired || connection.park) continue;
-    const Clock::time_point deadline =
-        connection.waiting == Waiting::send ? std::min(connection.deadline, loop.send_limit) : connection.deadline;
-    if (now >= deadline) {
-      connection.expired = true;
-    } else if (connection.waiting == Waiting::receive && connection.driver.at_rest() &&
-               ++connection.rest_sweeps >= kSweepsBeforeParking) {
-      connection.park = true;
-    } else {
-      continue;
-    }
+  const auto cancel = [](LoopConnection& connection) {
     asio::error_code ignored;
     connection.socket.cancel(ignored);
-  }
+  };
+  const auto cut = [&cancel](LoopConnection& connection) {
+    if (connection.park) return false;  // cancelled already, to be parked
+    cancel(connection);
+    return true;
+  };
+  const auto at_rest = [&cancel](LoopConnection& connection) {
+    if (!connection.park && connection.wait.what == For::receive && connection.driver.at_rest() &&
+        ++connection.rest_sweeps >= kSweepsBeforeParking) {
+      connection.park = true;
+      cancel(connection);
+    }
+  };
+  fib::sweep(connections, now, loop.send_limit, cut, at_rest);
 }
+
+}  // namespace
 
 awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const ConnectionRules& rules,
                               WorkerPool& workers) {
@@ -146,17 +141,17 @@ awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const
     const ConnectionDriver::Step step = driver.next();
     switch (step.what) {
       case Do::receive: {
-        if (connection.expired) {  // the sweeper ended a parked wait past its deadline
+        if (connection.wait.expired) {  // the sweeper ended a parked wait past its deadline
           driver.receive_cut(Cut::deadline);
           break;
         }
-        connection.wait_for(Waiting::receive, step.deadline);
+        connection.wait_for(For::receive, step.deadline);
         // Asio tries the receive at once only when the last one filled its
         // buffer or readiness was reported since: in a closed loop a request
         // costs epoll_wait's share, one recv and one send.
         const auto [error, n] =
             co_await connection.socket.async_read_some(asio::buffer(step.space.data(), step.space.size()), kNoThrow);
-        const bool expired = connection.waited();
+        const bool expired = connection.wait.end();
         if (!error || error == asio::error::eof) {
           driver.received(n, n == step.space.size() && bytes_waiting(fd) > 0, Clock::now());
         } else if (error != asio::error::operation_aborted) {
@@ -188,11 +183,7 @@ awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const
 awaitable<void> sweeper(EventLoop& loop, const ConnectionRules& rules) {
   asio::steady_timer timer(loop.io);
   loop.sweep_timer = &timer;
-  const IdleRule idle = rules.idle;
-  const auto every = [idle](Clock::duration most) {
-    return idle.on() ? std::clamp<Clock::duration>(idle.timeout / 20, kSweepMin, most) : most;
-  };
-  const Clock::duration tick = every(kSweepMax), parked_tick = every(kParkedSweepMax);
+  const Clock::duration tick = sweep_tick(rules.idle), parked_tick = sweep_tick(rules.idle, kParkedSweepMax);
   Clock::time_point next_parked_sweep = Clock::now() + parked_tick;
   for (;;) {
     const bool stopping = rules.stop->stopping();

@@ -26,7 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using Cut = ConnectionDriver::Cut;
 using Do = ConnectionDriver::Do;
-using Waiting = UringConnection::Waiting;
+using For = Wait::For;
 
 // Entries per ring: a round of every connection's next operation fits in a
 // few submissions.
@@ -37,11 +37,6 @@ constexpr unsigned kRingEntries = 4096;
 // at once only makes some receives wait for the next round (ENOBUFS).
 constexpr unsigned kReceiveBuffers = 1024;
 constexpr unsigned kReceiveBufferBytes = 1024;
-// How often the sweeper looks at deadlines: a twentieth of the idle
-// timeout, kept between these bounds, and often while stopping.
-constexpr Clock::duration kSweepMin = 5ms;
-constexpr Clock::duration kSweepMax = 25ms;
-constexpr Clock::duration kSweepStopping = 5ms;
 
 __kernel_timespec timespec_of(Clock::duration duration) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(duration, Clock::duration::zero()));
@@ -237,35 +232,30 @@ void UringEngine::Loop::stopping() {
   // end its connection, so the next one is found first).
   for (auto next = connections_.begin(); next != connections_.end();) {
     UringConnection& connection = *next++;
-    if (connection.waiting == Waiting::receive && connection.waiter) wake(connection, -ECANCELED);
+    if (connection.wait.what == For::receive && connection.waiter) wake(connection, -ECANCELED);
   }
 }
 
 void UringEngine::Loop::sweep() {
   sweeping_ = false;
-  const Clock::time_point now = Clock::now();
-  for (auto next = connections_.begin(); next != connections_.end();) {
-    UringConnection& connection = *next++;  // a coroutine woken may end its connection
-    if (connection.waiting == Waiting::nothing || connection.expired) continue;
-    const bool sending = connection.waiting == Waiting::send;
-    if (sending ? connection.in_flight == nullptr : !connection.waiter) continue;
-    if (now < (sending ? std::min(connection.deadline, send_limit_) : connection.deadline)) continue;
-    connection.expired = true;
-    if (sending)
+  const auto cut = [this](UringConnection& connection) {
+    if (connection.wait.what == For::send) {
+      if (connection.in_flight == nullptr) return false;
       ring_->cancel(connection.in_flight);
-    else
-      wake(connection, -ECANCELED);
-  }
+    } else {
+      if (!connection.waiter) return false;
+      wake(connection, -ECANCELED);  // its coroutine goes on here, and may end the connection
+    }
+    return true;
+  };
+  fib::sweep(connections_, Clock::now(), send_limit_, cut, [](UringConnection&) {});
   keep_sweeping();
 }
 
 void UringEngine::Loop::keep_sweeping() {
   if (sweeping_ || finished()) return;
   sweeping_ = true;
-  const IdleRule idle = context_.rules.idle;
-  const Clock::duration tick =
-      idle.on() ? std::clamp<Clock::duration>(idle.timeout / 20, kSweepMin, kSweepMax) : kSweepMax;
-  sweeper_.arm(*ring_, stopping_ ? kSweepStopping : tick);
+  sweeper_.arm(*ring_, stopping_ ? kSweepStopping : sweep_tick(context_.rules.idle));
 }
 
 void UringEngine::Loop::hand_over(Fd fd) {
@@ -380,39 +370,34 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
   UringConnection& c = *connection;
   ConnectionDriver& driver = c.driver;
   uring::Ring& ring = *ring_;
-  const auto wait_for = [&c](Waiting what, Clock::time_point until) {
-    c.waiting = what;
-    c.deadline = until;
-    c.expired = false;
-  };
   ConnectionResult result{.end = End::failed};
   try {
     for (bool done = false; !done;) {
       const ConnectionDriver::Step step = driver.next();
       switch (step.what) {
         case Do::receive: {
-          wait_for(Waiting::receive, step.deadline);
+          c.wait.start(For::receive, step.deadline);
           const int n = co_await Receive(*this, c, step.space);
-          c.waiting = Waiting::nothing;
+          c.wait.end();
           if (n >= 0) {
             const auto got = static_cast<std::size_t>(n);
             const bool more = c.early_bytes() > 0 || (got == step.space.size() && bytes_waiting(c.fd.get()) > 0);
             driver.received(got, more, Clock::now());
           } else {  // cancelled by the sweeper (idle) or a stop, or failed
-            driver.receive_cut(n != -ECANCELED ? Cut::error : c.expired ? Cut::deadline : Cut::stopping, -n);
+            driver.receive_cut(n != -ECANCELED ? Cut::error : c.wait.expired ? Cut::deadline : Cut::stopping, -n);
           }
           break;
         }
         case Do::send: {
-          wait_for(Waiting::send, step.deadline);
+          c.wait.start(For::send, step.deadline);
           int n = 0;
           for (std::string_view rest = step.bytes; !rest.empty() && n >= 0; rest.remove_prefix(std::max(n, 0)))
             n = co_await send(ring, c, rest);
-          c.waiting = Waiting::nothing;
+          c.wait.end();
           if (n >= 0)
             driver.sent();
           else  // cancelled by the sweeper: the client stopped reading
-            driver.send_cut(n == -ECANCELED && c.expired ? Cut::deadline : Cut::error, -n);
+            driver.send_cut(n == -ECANCELED && c.wait.expired ? Cut::deadline : Cut::error, -n);
           break;
         }
         case Do::compute:

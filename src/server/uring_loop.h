@@ -13,6 +13,7 @@
 
 #include "connection_book.h"
 #include "connection_driver.h"
+#include "sweep.h"
 #include "uring_engine.h"
 
 namespace fib {
@@ -25,7 +26,6 @@ namespace fib {
 // cancelled until the coroutine has taken them, so that a client sending
 // without reading meets TCP's flow control, as with a receive per request.
 struct UringConnection {
-  enum class Waiting { nothing, receive, send };
   static constexpr std::size_t kMaxEarlyBytes = std::size_t{64} * 1024;
 
   // What the multishot receive completes.
@@ -51,9 +51,7 @@ struct UringConnection {
 
   Fd fd;
   std::string name;  // the peer's address, for the log
-  Waiting waiting = Waiting::nothing;
-  Clock::time_point deadline = Clock::time_point::max();
-  bool expired = false;                    // the sweeper ended the wait: past its deadline
+  Wait wait;
   uring::Completion* in_flight = nullptr;  // the send it waits for, if any
   ConnectionDriver driver;
 
