@@ -3,6 +3,8 @@
 // whichever engine performs them.
 #include "connection_driver.h"
 
+#include "compute_gate.h"
+
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -42,7 +44,8 @@ class DriverTest : public ::testing::Test {
 
   RequestHandler handler{Algorithm::iterative, 90};
   StopState stop;
-  ConnectionRules rules{.stop = &stop, .idle = {300ms}, .gate = nullptr};
+  ComputeGate gate{0};
+  ConnectionRules rules{.stop = &stop, .idle = {300ms}, .gate = &gate};
   ConnectionCounters counters;
 };
 

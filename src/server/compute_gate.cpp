@@ -23,7 +23,7 @@ ComputeGate::Turn ComputeGate::enter(Cancel& cancel) {
   while (!self.admitted) {
     if (cancel.requested()) {
       queue_.erase(std::find(queue_.begin(), queue_.end(), &self));
-      return Turn(nullptr, false);
+      return Turn();
     }
     self.turn.wait(lock);
   }
@@ -90,7 +90,7 @@ class PeerWatch final : public Cancel {
 Computed compute_slow(Session& session, int fd, const ConnectionRules& rules) {
   PeerWatch watch(fd, *rules.stop);
   if (!watch.requested()) {
-    const ComputeGate::Turn turn = rules.gate != nullptr ? rules.gate->enter(watch) : ComputeGate::Turn();
+    const ComputeGate::Turn turn = rules.gate->enter(watch);
     if (session.compute(&watch)) return Computed::answered;  // gives up at once if the wait was cancelled
   } else if (!watch.peer_gone()) {
     session.compute(&watch);  // the stop's give-up, recorded in the session

@@ -24,12 +24,12 @@ class ComputeGate {
   ComputeGate(const ComputeGate&) = delete;
   ComputeGate& operator=(const ComputeGate&) = delete;
 
-  // A turn to compute, held until it is destroyed.
+  // A turn to compute, given back when it is destroyed; none (nothing to
+  // give back) with no limit, or when the wait for it was cancelled.
   class Turn {
    public:
     Turn() = default;
-    // `held`: false when the wait for it was cancelled.
-    explicit Turn(ComputeGate* gate, bool held = true) : gate_(gate), held_(held) {}
+    explicit Turn(ComputeGate* gate) : gate_(gate) {}
     Turn(Turn&& other) noexcept : gate_(other.gate_) { other.gate_ = nullptr; }
     Turn& operator=(Turn&&) = delete;
     Turn(const Turn&) = delete;
@@ -37,16 +37,14 @@ class ComputeGate {
     ~Turn() {
       if (gate_ != nullptr) gate_->leave();
     }
-    // False when the wait for it was cancelled.
-    bool held() const { return held_; }
 
    private:
     ComputeGate* gate_ = nullptr;  // to give the turn back to
-    bool held_ = true;
   };
 
-  // Waits for a turn. Gives up, with a turn not held, when `cancel` asks to
-  // at the start or once wake_all() has been called.
+  // Waits for a turn. Gives up, with no turn, when `cancel` asks to at the
+  // start or once wake_all() has been called: the computation, asking the
+  // same Cancel, then gives up at once.
   Turn enter(Cancel& cancel);
   // Has every waiter ask its Cancel again: call after setting what it reads
   // (a stop giving up on requests).

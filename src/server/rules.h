@@ -56,7 +56,7 @@ struct IdleRule {
 struct ConnectionRules {
   const StopState* stop = nullptr;
   IdleRule idle;
-  ComputeGate* gate = nullptr;  // slow requests wait their turn here; none: no limit
+  ComputeGate* gate = nullptr;  // slow requests wait their turn here (a limit of 0: none)
 };
 
 // Adds to a running total that one thread writes and any thread reads: a
