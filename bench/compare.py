@@ -63,7 +63,7 @@ RESULTS = os.path.join(REPO, "bench", "results")
 ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
 SECONDS = float(os.environ.get("RUN_SECONDS", "0.5" if QUICK else "3"))
 IDLE = int(os.environ.get("IDLE", "1000" if QUICK else "10000"))
-SWEEP = [1, 4, 16, 64, 256] if QUICK else [1, 2, 4, 8, 16, 32, 64, 128, 256]
+SWEEP = [1, 4, 16, 64, 256] if QUICK else [1, 2, 3, 4, 8, 16, 32, 64, 128, 256]
 BASELINE = os.environ.get("BASELINE", "")
 ALL_SECTIONS = ["table", "sweep", "floor", "connections", "demo", "client"]
 SECTIONS = [name for name in os.environ.get("SECTIONS", ",".join(ALL_SECTIONS)).split(",") if name]
@@ -83,6 +83,7 @@ DEMO_RATE = 1000      # the talk's demo: a fib(1) client at this many requests p
 FLOOR_RATE = 20000    # the thread mode against the floor: server CPU per request at this rate
 FLOOR_CLOSED = [64, 256]  # and closed loops at saturation over these many connections, with both clients
 FLOOR_CLIENTS = ["fib_perf", "min_client"]
+OPS_CONNECTIONS = 64  # the io_uring floors' ring operations per request are counted over these closed loops
 FIB30_REQUESTS = 20   # perf1-style: at most this many fib(30) requests per run
 FIB_PERF_TAIL = 2000  # bytes of fib_perf's stderr shown when it printed no summary
 
@@ -101,9 +102,12 @@ PEERS = [
     ("asyncio", "CPython asyncio + process pool", ["python3", f"{REPO}/bench/peers/fib_asyncio.py", "127.0.0.1:PORT"]),
     ("floor", "the floor (C, a thread per connection answering 1)", ["WORK/floor", "127.0.0.1:PORT"]),
     ("uring_floor", "the io_uring floor (C, a ring per CPU answering 1)", ["WORK/uring_floor", "127.0.0.1:PORT"]),
+    ("uring_multishot_floor", "the io_uring multishot floor (C, a ring per CPU, multishot receives on provided "
+     "buffers, answering 1)", ["WORK/uring_floor", "127.0.0.1:PORT", "multishot"]),
 ]
-IO_URING = ["uring", "uring_floor"]  # left out where the kernel gives no io_uring
-ANSWER_ONE = ["floor", "uring_floor"]  # answer 1 to every read, whatever it was
+IO_URING = ["uring", "uring_floor", "uring_multishot_floor"]  # left out where the kernel gives no io_uring
+ANSWER_ONE = ["floor", "uring_floor", "uring_multishot_floor"]  # answer 1 to every read, whatever it was
+RING_OPS = ["uring_floor", "uring_multishot_floor"]  # count their ring operations (SIGUSR1: an "ops:" line)
 # Which servers each section measures: report.py's rows (TABLE, SWEPT,
 # FLOOR, IDLE, DEMO), of those this run has.
 
@@ -421,6 +425,33 @@ def min_client(server, connections):
     return {"rps": rps, "server_cpu_us": used * 1e6 / (rps * SECONDS) if rps else None}
 
 
+def ring_ops(server):
+    """The floor's counts so far, (requests, submissions, completions): SIGUSR1 has it print them to its log."""
+    path = os.path.join(server.work, f"{server.key}.log")
+
+    def lines():
+        with open(path, errors="replace") as f:
+            return [line.split() for line in f if line.startswith("ops:")]
+
+    before = len(lines())
+    os.kill(server.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = lines()
+        if len(found) > before:
+            words = found[-1]  # "ops: requests R submissions S completions C"
+            return int(words[2]), int(words[4]), int(words[6])
+        time.sleep(0.01)
+    raise RuntimeError(f"{server.name} printed no ring operations")
+
+
+def per_request(before, after):
+    """Submissions and completions per request between two ring_ops() readings."""
+    requests = after[0] - before[0]
+    return {"submissions": (after[1] - before[1]) / requests if requests else None,
+            "completions": (after[2] - before[2]) / requests if requests else None}
+
+
 def latency(summary, which):
     return summary["latency_us"][which] if summary["requests"] else None
 
@@ -563,7 +594,8 @@ class Bench:
         request in closed loops at saturation, with fib_perf and again with
         bench/min_client, a second client with none of fib_perf's load loop."""
         raw = {key: {"cpu3": [], "cpu64": [], "held3": [], "held64": [],
-                     **{(tool, c): [] for tool in FLOOR_CLIENTS for c in FLOOR_CLOSED}} for key in self.floor_set}
+                     **{(tool, c): [] for tool in FLOOR_CLIENTS for c in FLOOR_CLOSED},
+                     **{("ops", tool): [] for tool in FLOOR_CLIENTS}} for key in self.floor_set}
 
         def measure(server):
             row = raw[server.key]
@@ -573,8 +605,12 @@ class Bench:
                 row[f"held{connections}"].append(held(summary))
             for c in FLOOR_CLOSED:
                 for tool in FLOOR_CLIENTS:
+                    counted = server.key in RING_OPS and c == OPS_CONNECTIONS
+                    before = ring_ops(server) if counted else None
                     row[tool, c].append(fib_perf(server, "-c", c, "-d", SECONDS) if tool == "fib_perf"
                                         else min_client(server, c))
+                    if counted:
+                        row["ops", tool].append(per_request(before, ring_ops(server)))
 
         self.each_round(self.floor_set, measure)
         self.results["floor"] = {"rate": FLOOR_RATE, "closed_loop_connections": FLOOR_CLOSED, "rows": {
@@ -582,8 +618,11 @@ class Bench:
                   "rate_held_3": all(r["held3"]), "rate_held_64": all(r["held64"]),
                   "closed_loop": {tool: {str(c): {"rps": stat([s["rps"] for s in r[tool, c]]),
                                                   "cpu_us_per_request": stat([s["server_cpu_us"] for s in r[tool, c]])}
-                                         for c in FLOOR_CLOSED} for tool in FLOOR_CLIENTS}}
-            for key, r in raw.items()}}
+                                         for c in FLOOR_CLOSED} for tool in FLOOR_CLIENTS},
+                  **({"ring_ops_per_request": {tool: {what: stat([s[what] for s in r["ops", tool]])
+                                                      for what in ("submissions", "completions")}
+                                               for tool in FLOOR_CLIENTS}} if key in RING_OPS else {})}
+            for key, r in raw.items()}, "ring_ops_connections": OPS_CONNECTIONS}
 
     def connections(self):
         """New connections per second, and memory per idle connection."""
@@ -738,6 +777,7 @@ if __name__ == "__main__":
         env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GOPATH=os.path.join(work, "go"))
         subprocess.run(["go", "build", "-o", f"{work}/fib_go", f"{REPO}/bench/peers/fib_go.go"], check=True, env=env)
         subprocess.run(["gcc", "-O2", "-pthread", "-o", f"{work}/floor", f"{REPO}/bench/peers/floor.c"], check=True)
+        # One program for both io_uring floors: "multishot" picks the second's receives.
         subprocess.run(["gcc", "-O2", "-pthread", "-o", f"{work}/uring_floor", f"{REPO}/bench/peers/uring_floor.c",
                         "-luring"], check=True)
         bench = Bench(work)

@@ -10,14 +10,15 @@ import subprocess
 # are left out where the kernel or fib_server has no io_uring).
 TABLE = ["thread", "coroutine", "sequential", "go", "cpython", "pypy", "asyncio", "floor"]
 CHURN = TABLE[:2] + ["uring"] + TABLE[2:]  # new connections per second
-SWEPT = ["thread", "coroutine", "uring", "go", "uring_floor"]  # the sweep over connections
-FLOOR = ["thread", "floor", "go", "coroutine", "uring", "uring_floor"]  # fib_server against the floors
+SWEPT = ["thread", "coroutine", "uring", "go", "uring_floor", "uring_multishot_floor"]  # the sweep over connections
+FLOOR = ["thread", "floor", "go", "coroutine", "uring", "uring_floor", "uring_multishot_floor"]  # against the floors
 # Short names, for the floor section's ratios and the servers a run left out.
 SHORT = {"thread": "thread mode", "coroutine": "coroutine mode", "uring": "uring mode", "go": "Go", "floor": "floor",
-         "uring_floor": "io_uring floor"}
+         "uring_floor": "io_uring floor", "uring_multishot_floor": "io_uring multishot floor"}
 # The floor section's ratios: a server against its floor and against Go.
-FLOOR_RATIOS = [("thread", "floor"), ("thread", "go"), ("uring", "uring_floor"), ("uring", "go"),
-                ("uring_floor", "go")]
+FLOOR_RATIOS = [("thread", "floor"), ("thread", "go"), ("uring", "uring_floor"), ("uring", "uring_multishot_floor"),
+                ("uring", "go"), ("uring_floor", "go"), ("uring_multishot_floor", "go"),
+                ("uring_multishot_floor", "uring_floor")]
 IDLE = ["thread", "coroutine", "uring", "go", "cpython", "pypy", "asyncio", "floor"]  # idle memory: all but sequential
 DEMO = ["thread", "coroutine", "uring", "sequential", "go", "cpython", "pypy", "asyncio"]  # all that compute
 
@@ -166,6 +167,17 @@ def floor_md(r, names):
         out.append(f"| {names[key]} | " + " | ".join(figure(key, tool, c) for tool, c in loops) + " |")
     for a, b in pairs:
         out.append(f"| {SHORT[a]} / {SHORT[b]} | " + " | ".join(ratios(a, b, tool, c) for tool, c in loops) + " |")
+    counted = {key: row["ring_ops_per_request"] for key, row in rows.items() if "ring_ops_per_request" in row}
+    if counted:
+        tools = list(next(iter(counted.values())))
+        out += [""] + heading("Ring operations per request",
+                              f"The io_uring floors' own counts over the closed loops at "
+                              f"{f.get('ring_ops_connections', 64)} connections above: submissions (entries queued) "
+                              "and completions (entries reaped) per request answered.",
+                              ["server"] + [f"{tool}: submissions, completions" for tool in tools])
+        for key, ops in counted.items():
+            out.append(f"| {names[key]} | " + " | ".join(
+                f"{cell(ops[tool]['submissions'])}, {cell(ops[tool]['completions'])}" for tool in tools) + " |")
     return out
 
 
