@@ -5,8 +5,8 @@ servers alternating round by round. The floor section's closed loops are
 run again with a second client, bench/min_client. fib_server's uring mode
 is measured when its --help names that mode. Where the kernel refuses
 io_uring_setup(2) (a container's seccomp profile, the
-kernel.io_uring_disabled sysctl), it and the io_uring floor
-(bench/peers/uring_floor.c) are left out, and the results say why. Server CPU over each measured interval
+kernel.io_uring_disabled sysctl), it and the io_uring floors
+(bench/peers/uring_floor.c, with and without multishot receives) are left out, and the results say why. Server CPU over each measured interval
 covers every thread and process of the server (the asyncio server's pool
 included), read from the first of these that works (CPU_SOURCE below):
 - a cgroup of the server's own (cpuacct.usage under cgroup v1, cpu.stat's

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole comparison in one command: fib_server in each mode against Go's
 # goroutines, Python's threads (CPython and PyPy), Python's coroutines with
-# a process pool, the thread-per-connection floor and the io_uring floor
+# a process pool, the thread-per-connection floor and the two io_uring floors
 # (bench/peers/), the same client for all (and a second one, bench/min_client,
 # for the floor section's closed loops), servers alternating round by round.
 # fib_server's uring mode is measured once fib_server has it. Installs what it
