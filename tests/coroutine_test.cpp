@@ -91,7 +91,8 @@ TEST(Coroutine, ParkedConnectionGoesOnWhereItLeftOff) {
   ASSERT_EQ(lines.read_line(), "1");
   unterminated.send("3");
   ASSERT_EQ(unterminated.read_line(), "2");
-  std::this_thread::sleep_for(150ms);  // both parked
+  const auto parked = [&] { return running.server().stats().loops->parked == 2; };
+  ASSERT_TRUE(eventually(parked)) << "both at rest for two sweeps, so parked";
   lines.send("7");
   EXPECT_FALSE(lines.readable_within(100ms)) << "after a newline, \"7\" is a line still arriving";
   lines.send("\n");
@@ -99,7 +100,7 @@ TEST(Coroutine, ParkedConnectionGoesOnWhereItLeftOff) {
   unterminated.send("4");  // never a newline: a request of its own
   EXPECT_EQ(unterminated.read_line(), "3");
   // Counted once sent: the client may read an answer a moment before.
-  for (int i = 0; i < 200 && running.server().stats().replies.replies() < 4; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(eventually([&] { return running.server().stats().replies.replies() == 4; }));
   EXPECT_EQ(running.server().stats().replies.replies(), 4u);
   // Parked again, then idle: told so and closed, 400 ms after the last valid request.
   const auto started = Clock::now();

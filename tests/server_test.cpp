@@ -355,12 +355,9 @@ TEST_P(LoopModeTest, ConnectionsAreDealtToTheLoopsInTurn) {
   EXPECT_EQ(running.server().stats().loops->open, (std::vector<std::uint64_t>{2, 2, 2}));
   clients.erase(clients.begin());      // loop 0's first
   clients.erase(clients.begin() + 1);  // loop 2's first
-  std::vector<std::uint64_t> open;
-  for (int i = 0; i < 200 && open != std::vector<std::uint64_t>{1, 2, 1}; ++i) {
-    std::this_thread::sleep_for(10ms);
-    open = running.server().stats().loops->open;
-  }
-  EXPECT_EQ(open, (std::vector<std::uint64_t>{1, 2, 1}));
+  const std::vector<std::uint64_t> left{1, 2, 1};
+  EXPECT_TRUE(eventually([&] { return running.server().stats().loops->open == left; }))
+      << fmt::format("{}", fmt::join(running.server().stats().loops->open, ", "));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, LoopModeTest, loop_modes(), mode_name);

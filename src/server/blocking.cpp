@@ -11,7 +11,7 @@
 
 namespace fib {
 
-void accept_blocking(const EngineContext& context, const std::function<void(Fd, const Endpoint&)>& serve) {
+void accept_blocking(const EngineContext& context, const std::function<void(Fd, Ticket)>& serve) {
   AcceptPolicy policy;
   for (;;) {
     try {
@@ -31,13 +31,20 @@ void accept_blocking(const EngineContext& context, const std::function<void(Fd, 
         }
       }
       policy.succeeded();
-      if (context.book.admit(fd.get(), peer)) serve(std::move(fd), peer);
+      if (Ticket ticket = context.book.admit(fd.get(), peer)) serve(std::move(fd), std::move(ticket));
     } catch (const std::bad_alloc&) {
       // Out of memory: whatever was being accepted is closed (RAII); wait
       // for memory to free up, as for descriptors.
       policy.failed(ENOMEM);
       if (!context.book.pause(policy.pause())) return;
     }
+  }
+}
+
+void give_sends_grace(int fd) noexcept {
+  try {
+    set_send_timeout(fd, Server::kStopGrace);
+  } catch (const std::system_error&) {  // the connection is going anyway
   }
 }
 

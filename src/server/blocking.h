@@ -16,7 +16,11 @@ namespace fib {
 // Accepts on context.listener until a stop shuts it down, and hands each
 // connection the book admits to `serve`. Throws std::system_error when the
 // listener itself is broken.
-void accept_blocking(const EngineContext& context, const std::function<void(Fd, const Endpoint&)>& serve);
+void accept_blocking(const EngineContext& context, const std::function<void(Fd, Ticket)>& serve);
+
+// At a stop's timeout: a send in progress on `fd` starts again under the
+// stop's grace (Server::kStopGrace) when the next wake interrupts it.
+void give_sends_grace(int fd) noexcept;
 
 // Serves `fd` on the calling thread until the connection ends (see
 // connection_driver.h); counts what it sends in `counters`. A stop reaches it

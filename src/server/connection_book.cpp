@@ -58,11 +58,33 @@ AcceptPolicy::Then AcceptPolicy::failed(int error) {
   return Then::next;  // a client gone before it was taken (ECONNABORTED and the like)
 }
 
-bool ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
+Ticket& Ticket::operator=(Ticket&& other) noexcept {
+  close({.end = End::failed});
+  book_ = std::exchange(other.book_, nullptr);
+  name_ = std::move(other.name_);
+  return *this;
+}
+
+void Ticket::close(const ConnectionResult& result) noexcept {
+  if (book_ != nullptr) std::exchange(book_, nullptr)->ended(name_, result);
+}
+
+void Ticket::turn_away(int fd, std::string_view why) noexcept {
+  if (book_ != nullptr) std::exchange(book_, nullptr)->turned_away(fd, name_, why);
+}
+
+Ticket ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
   accepted_.fetch_add(1, std::memory_order_relaxed);
   if (open_.fetch_add(1, std::memory_order_seq_cst) < max_connections_) {
-    log(spdlog::level::info, "connection from {} opened", peer.to_string());
-    return true;
+    std::string name;
+    try {
+      // The printable name only, not the address, lives as long as the
+      // connection: an idle connection should cost little memory.
+      name = peer.to_string();
+    } catch (...) {  // out of memory: the log lines go without it
+    }
+    log(spdlog::level::info, "connection from {} opened", name);
+    return {*this, std::move(name)};
   }
   open_.fetch_sub(1, std::memory_order_seq_cst);
   refused(Refusal::over_limit);
@@ -80,12 +102,12 @@ bool ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
   log(spdlog::level::info, "connection from {} refused: {} connection{} open (--max-connections)", peer.to_string(),
       max_connections_, plural_s(max_connections_));
   hang_up(fd, {message, length});
-  return false;
+  return {};
 }
 
-void ConnectionBook::turn_away(int fd, const Endpoint& peer, std::string_view why) noexcept {
+void ConnectionBook::turned_away(int fd, std::string_view peer, std::string_view why) noexcept {
   const std::uint64_t count = refused(Refusal::no_thread);
-  log(spdlog::level::warn, "cannot start a thread for {}: {} ({} so far)", peer.to_string(), why, count);
+  log(spdlog::level::warn, "cannot start a thread for {}: {} ({} so far)", peer, why, count);
   hang_up(fd, "error: server cannot start a thread for this connection; try again later\n");
   open_.fetch_sub(1, std::memory_order_seq_cst);
   if (stopping_.load(std::memory_order_seq_cst)) {

@@ -12,7 +12,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "connection_driver.h"
 #include "fib/core/clock.h"
@@ -42,21 +44,61 @@ class AcceptPolicy {
   std::chrono::milliseconds pause_{0};
 };
 
+class ConnectionBook;
+
+// An admitted connection's place in the book, until it ends: close() with
+// how it ended, or turn_away() when it cannot be served after all; a ticket
+// that goes with neither (an engine that ran out of memory midway) ends its
+// connection as failed. Either way the connection is logged and counted
+// once. Empty (false) when the book refused the connection.
+class Ticket {
+ public:
+  Ticket() = default;
+  Ticket(Ticket&& other) noexcept : book_(std::exchange(other.book_, nullptr)), name_(std::move(other.name_)) {}
+  Ticket& operator=(Ticket&& other) noexcept;
+  Ticket(const Ticket&) = delete;
+  Ticket& operator=(const Ticket&) = delete;
+  ~Ticket() { close({.end = End::failed}); }
+
+  explicit operator bool() const { return book_ != nullptr; }
+  // The peer's address, for the log.
+  const std::string& name() const { return name_; }
+  // The connection has ended: logged, counted.
+  void close(const ConnectionResult& result) noexcept;
+  // It cannot be served (no thread, or no memory): tells the client on
+  // `fd`, starts a graceful close, counts it refused.
+  void turn_away(int fd, std::string_view why) noexcept;
+  // Closes with what `serve` returns, or as failed when it throws (out of
+  // memory): the life of a connection served on the calling thread.
+  template <typename Serve>
+  void close_after(Serve&& serve) noexcept {
+    ConnectionResult result{.end = End::failed};
+    try {
+      result = serve();
+    } catch (...) {
+    }
+    close(result);
+  }
+
+ private:
+  friend class ConnectionBook;
+  Ticket(ConnectionBook& book, std::string name) : book_(&book), name_(std::move(name)) {}
+
+  ConnectionBook* book_ = nullptr;
+  std::string name_;
+};
+
 class ConnectionBook {
  public:
   // At most `max_connections` served at once.
   void set_limit(unsigned max_connections) { max_connections_ = max_connections; }
   unsigned limit() const { return max_connections_; }
 
-  // Counts a connection accepted on `fd`; logs it opened and returns true
-  // when it may be served, else tells the client the server is busy, starts
-  // a graceful close of `fd` and returns false. The caller closes `fd`.
-  bool admit(int fd, const Endpoint& peer) noexcept;
-  // An admitted connection that cannot be served (no thread, or no memory):
-  // tells the client, starts a graceful close, counts it refused.
-  void turn_away(int fd, const Endpoint& peer, std::string_view why) noexcept;
-  // An admitted connection has ended: logged, counted.
-  void ended(std::string_view peer, const ConnectionResult& result) noexcept;
+  // Counts a connection accepted on `fd`; logs it opened and returns its
+  // ticket when it may be served, else tells the client the server is busy,
+  // starts a graceful close of `fd` and returns an empty ticket. The caller
+  // closes `fd`.
+  Ticket admit(int fd, const Endpoint& peer) noexcept;
   // At a stop: clients that connected but were not accepted yet sent
   // requests nobody read. Each gets the stopping line and a graceful close
   // instead of the reset that shutting the listener down would send it.
@@ -77,6 +119,9 @@ class ConnectionBook {
   void add_to(ServerStats& stats) const;
 
  private:
+  friend class Ticket;
+  void ended(std::string_view peer, const ConnectionResult& result) noexcept;
+  void turned_away(int fd, std::string_view peer, std::string_view why) noexcept;
   // Counts a refusal; returns how many of its kind there have been.
   std::uint64_t refused(Refusal why) {
     return refused_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_release) + 1;

@@ -171,7 +171,7 @@ void CoroutineEngine::arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexc
   asio::ip::tcp::socket socket(loop.io);
   socket.assign(peer.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.get(), error);
   if (error) {  // no memory to watch it: refused as welcome() would
-    if (context_.book.admit(fd.get(), peer)) context_.book.turn_away(fd.get(), peer, "out of memory");
+    if (Ticket ticket = context_.book.admit(fd.get(), peer)) ticket.turn_away(fd.get(), "out of memory");
     return;
   }
   fd.release();
@@ -185,15 +185,14 @@ void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, con
   // and the sweeper that cuts off a client that stopped reading.
   asio::error_code blocking;
   socket.non_blocking(true, blocking);
-  if (!context_.book.admit(socket.native_handle(), peer)) return;
+  Ticket ticket = context_.book.admit(socket.native_handle(), peer);
+  if (!ticket) return;
   LoopConnections::iterator connection;
   try {
-    // The printable name only, not the address, lives as long as the
-    // connection: an idle connection should cost little memory.
-    connection = loop.connections.emplace(loop.connections.end(), std::move(socket), peer.to_string(), context_, loop);
-  } catch (const std::bad_alloc&) {
-    context_.book.turn_away(socket.native_handle(), peer, "out of memory");
-    return;  // the socket, wherever it is, closes
+    connection = loop.connections.emplace(loop.connections.end(), std::move(socket), std::move(ticket), context_, loop);
+  } catch (const std::bad_alloc&) {  // no node: nothing was moved
+    ticket.turn_away(socket.native_handle(), "out of memory");
+    return;  // the socket closes
   }
   add(loop.open, 1);
   start(loop, connection);
@@ -223,10 +222,10 @@ awaitable<void> CoroutineEngine::serve(EventLoop& loop, LoopConnections::iterato
 
 void CoroutineEngine::end(EventLoop& loop, LoopConnections::iterator connection,
                           const ConnectionResult& result) noexcept {
-  const std::string name = std::move(connection->name);
+  Ticket ticket = std::move(connection->ticket);
   loop.connections.erase(connection);  // closes the socket
   add(loop.open, -1);
-  context_.book.ended(name, result);
+  ticket.close(result);
 }
 
 // The parked connection's coroutine has ended; what is left waits for input
@@ -240,6 +239,7 @@ void CoroutineEngine::park(EventLoop& loop, LoopConnections::iterator connection
   const auto serve_again = [this, &loop, connection](const asio::error_code& /*any: the coroutine sees why*/) {
     connection->wait.end();
     loop.connections.splice(loop.connections.end(), loop.parked, connection);
+    add(loop.parked_connections, -1);
     start(loop, connection);
   };
   connection->wait_for(Wait::For::parked, connection->driver.idle_deadline());
@@ -251,6 +251,7 @@ void CoroutineEngine::park(EventLoop& loop, LoopConnections::iterator connection
   }
   // Armed first: the wait cannot end before this (the loop runs it later).
   loop.parked.splice(loop.parked.end(), loop.connections, connection);
+  add(loop.parked_connections, 1);
 }
 
 }  // namespace fib

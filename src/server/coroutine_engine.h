@@ -40,13 +40,13 @@ struct EventLoop;
 
 // One connection of a loop: what outlives the coroutine serving it.
 struct LoopConnection {
-  LoopConnection(asio::ip::tcp::socket connected, std::string peer, const EngineContext& context, EventLoop& loop);
+  LoopConnection(asio::ip::tcp::socket connected, Ticket admitted, const EngineContext& context, EventLoop& loop);
 
   // Tells the sweeper what the connection waits for, until when.
   void wait_for(Wait::For what, Clock::time_point until);
 
+  Ticket ticket;  // its place in the book (the peer's address, for the log)
   asio::ip::tcp::socket socket;
-  std::string name;  // the peer's address, for the log
   Wait wait;
   bool park = false;  // the sweeper cancelled the wait to park the connection
   unsigned rest_sweeps = 0;

@@ -97,9 +97,9 @@ awaitable<void> send(LoopConnection& connection, const ConnectionDriver::Step& s
 
 }  // namespace
 
-LoopConnection::LoopConnection(asio::ip::tcp::socket connected, std::string peer, const EngineContext& context,
+LoopConnection::LoopConnection(asio::ip::tcp::socket connected, Ticket admitted, const EngineContext& context,
                                EventLoop& loop)
-    : socket(std::move(connected)), name(std::move(peer)), driver(context.rules, loop.replies, loop.spares) {}
+    : ticket(std::move(admitted)), socket(std::move(connected)), driver(context.rules, loop.replies, loop.spares) {}
 
 void LoopConnection::wait_for(For what, Clock::time_point until) {
   wait.start(what, until);

@@ -51,6 +51,7 @@ void LoopEngine::add_to(ServerStats& stats) const {
     loop.replies.add_to(stats.replies, stats.service_times);
     loops.at_workers += loop.at_workers.load(std::memory_order_relaxed);
     loops.buffer_shortages += loop.buffer_shortages.load(std::memory_order_relaxed);
+    loops.parked += loop.parked_connections.load(std::memory_order_relaxed);
     loops.cpu_ns += loop.clock.cpu_ns();
     loops.open.push_back(loop.open.load(std::memory_order_relaxed));
   }

@@ -19,11 +19,12 @@ namespace fib {
 
 // One loop's figures: written by its thread, read by statistics.
 struct LoopTotals {
-  ConnectionCounters replies;                      // sent by the loop's connections, closed ones included
-  std::atomic<std::uint64_t> at_workers{0};        // slow requests handed to the workers, not back yet
-  LoopClock clock;                                 // the CPU time of the loop's thread
-  std::atomic<std::uint64_t> buffer_shortages{0};  // receives that found no buffer free (uring mode)
-  std::atomic<std::uint64_t> open{0};              // connections the loop serves now, parked ones included
+  ConnectionCounters replies;                        // sent by the loop's connections, closed ones included
+  std::atomic<std::uint64_t> at_workers{0};          // slow requests handed to the workers, not back yet
+  LoopClock clock;                                   // the CPU time of the loop's thread
+  std::atomic<std::uint64_t> buffer_shortages{0};    // receives that found no buffer free (uring mode)
+  std::atomic<std::uint64_t> open{0};                // connections the loop serves now, parked ones included
+  std::atomic<std::uint64_t> parked_connections{0};  // of those, parked: at rest, with no coroutine (coroutine mode)
 };
 
 class LoopEngine : public Engine {

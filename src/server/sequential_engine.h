@@ -23,7 +23,7 @@ class SequentialEngine final : public Engine {
   void add_to(ServerStats& stats) const override;
 
  private:
-  void serve(Fd fd, const Endpoint& peer);
+  void serve(Fd fd, Ticket& ticket);
 
   const EngineContext& context_;
   std::atomic<pthread_t> thread_{};  // the one serving, once run() has begun

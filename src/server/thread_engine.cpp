@@ -19,7 +19,7 @@ ThreadEngine::~ThreadEngine() { drain(); }
 
 void ThreadEngine::run() {
   try {
-    accept_blocking(context_, [this](Fd fd, const Endpoint& peer) { hand_over(std::move(fd), peer); });
+    accept_blocking(context_, [this](Fd fd, Ticket ticket) { hand_over(std::move(fd), std::move(ticket)); });
   } catch (...) {
     context_.stop_server();  // whatever failed, no connection thread outlives run()
     drain();
@@ -29,34 +29,34 @@ void ThreadEngine::run() {
 }
 
 // Registers the connection and gives it to a parked thread, or to a new one.
-void ThreadEngine::hand_over(Fd fd, const Endpoint& peer) {
+void ThreadEngine::hand_over(Fd fd, Ticket ticket) {
   std::unique_lock lock(mutex_);
   LiveList::iterator self;
   try {
     self = live_.emplace(live_.end());
   } catch (const std::bad_alloc&) {
     lock.unlock();
-    context_.book.turn_away(fd.get(), peer, "out of memory");
+    ticket.turn_away(fd.get(), "out of memory");
     return;
   }
   self->fd = fd.get();
-  if (parked_.empty()) return start_thread(fd, peer, self, lock);
+  if (parked_.empty()) return start_thread(fd, ticket, self, lock);
   ConnectionThread* worker = parked_.back();
   parked_.pop_back();
   self->thread = worker->thread.native_handle();
-  worker->job = Job{fd.release(), peer, self};
+  worker->job = Job{fd.release(), std::move(ticket), self};
   worker->wake.notify_one();
 }
 
-void ThreadEngine::start_thread(Fd& fd, const Endpoint& peer, LiveList::iterator self,
-                                std::unique_lock<std::mutex>& lock) {
+void ThreadEngine::start_thread(Fd& fd, Ticket& ticket, LiveList::iterator self, std::unique_lock<std::mutex>& lock) {
   try {
     const auto worker = threads_.emplace(threads_.end());
-    worker->job = Job{fd.get(), peer, self};
+    worker->job = Job{fd.get(), std::move(ticket), self};
     try {
       worker->thread = std::thread([this, worker] { connection_thread(worker); });
       self->thread = worker->thread.native_handle();
     } catch (...) {
+      ticket = std::move(worker->job->ticket);
       threads_.erase(worker);
       throw;
     }
@@ -64,7 +64,7 @@ void ThreadEngine::start_thread(Fd& fd, const Endpoint& peer, LiveList::iterator
   } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
     live_.erase(self);
     lock.unlock();
-    context_.book.turn_away(fd.get(), peer, e.what());
+    ticket.turn_away(fd.get(), e.what());
   }
 }
 
@@ -75,7 +75,7 @@ void ThreadEngine::connection_thread(ConnectionThreadList::iterator self) {
   // The first job was handed over before this thread started: no lock is
   // needed to read it, and none is taken (hundreds of threads starting at
   // once would otherwise queue for it, a stop's among them).
-  Job job = *std::exchange(self->job, std::nullopt);
+  Job job = std::move(*std::exchange(self->job, std::nullopt));
   std::unique_lock lock(mutex_, std::defer_lock);
   for (;;) {
     serve(job);
@@ -89,7 +89,7 @@ void ThreadEngine::connection_thread(ConnectionThreadList::iterator self) {
       std::erase(parked_, &*self);
       break;
     }
-    job = *std::exchange(self->job, std::nullopt);
+    job = std::move(*std::exchange(self->job, std::nullopt));
     lock.unlock();
   }
   // Retire. Each retiring thread joins the one that retired before it, so at
@@ -103,17 +103,9 @@ void ThreadEngine::connection_thread(ConnectionThreadList::iterator self) {
 
 // Serves one connection, then unregisters it. Never throws: whatever
 // happens, the connection ends and is unregistered.
-void ThreadEngine::serve(const Job& job) {
+void ThreadEngine::serve(Job& job) {
   Fd fd(job.fd);
-  std::string name;
-  ConnectionResult result{.end = End::failed};
-  try {
-    name = job.peer.to_string();
-    result = serve_blocking(fd.get(), context_, job.self->counters);
-  } catch (...) {
-    // Out of memory: the connection ends, and is unregistered, all the same.
-  }
-  context_.book.ended(name, result);
+  job.ticket.close_after([&] { return serve_blocking(fd.get(), context_, job.self->counters); });
   std::lock_guard lock(mutex_);
   fd.reset();  // closed under the lock, so a stop never shortens a reused descriptor's timeout
   job.self->counters.add_to(closed_replies_, closed_service_times_);
@@ -143,12 +135,7 @@ void ThreadEngine::wake() {
 
 void ThreadEngine::abandon() {
   std::lock_guard lock(mutex_);
-  for (const Live& live : live_) {
-    try {  // a send in progress starts again under this timeout when the next wake() interrupts it
-      set_send_timeout(live.fd, Server::kStopGrace);
-    } catch (const std::system_error&) {
-    }
-  }
+  for (const Live& live : live_) give_sends_grace(live.fd);
 }
 
 void ThreadEngine::add_to(ServerStats& stats) const {

@@ -41,7 +41,7 @@ class ThreadEngine final : public Engine {
   using LiveList = std::list<Live>;
   struct Job {
     int fd;
-    Endpoint peer;
+    Ticket ticket;
     LiveList::iterator self;
   };
   struct ConnectionThread {
@@ -52,10 +52,10 @@ class ThreadEngine final : public Engine {
   using ConnectionThreadList = std::list<ConnectionThread>;
   static constexpr std::size_t kMaxParkedThreads = 64;
 
-  void hand_over(Fd fd, const Endpoint& peer);
-  void start_thread(Fd& fd, const Endpoint& peer, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
+  void hand_over(Fd fd, Ticket ticket);
+  void start_thread(Fd& fd, Ticket& ticket, LiveList::iterator self, std::unique_lock<std::mutex>& lock);
   void connection_thread(ConnectionThreadList::iterator self);
-  void serve(const Job& job);
+  void serve(Job& job);
   void drain();
 
   const EngineContext& context_;

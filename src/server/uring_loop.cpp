@@ -273,17 +273,21 @@ void UringEngine::Loop::welcome(Fd fd) {
   Endpoint peer;
   peer.length = sizeof peer.storage;
   if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return;  // gone already
-  if (!context_.book.admit(fd.get(), peer)) return;
-  const int descriptor = fd.get();
+  Ticket ticket = context_.book.admit(fd.get(), peer);
+  if (!ticket) return;
+  UringConnections::iterator connection;
   try {
-    // The printable name only, not the address, lives as long as the
-    // connection: an idle connection should cost little memory.
-    const auto connection =
-        connections_.emplace(connections_.end(), *this, std::move(fd), peer.to_string(), context_, replies, spares_);
-    add(open, 1);
+    connection =
+        connections_.emplace(connections_.end(), *this, std::move(fd), std::move(ticket), context_, replies, spares_);
+  } catch (const std::bad_alloc&) {  // no node: nothing was moved
+    ticket.turn_away(fd.get(), "out of memory");
+    return;  // the socket closes
+  }
+  add(open, 1);
+  try {
     serve(connection);
   } catch (const std::bad_alloc&) {
-    context_.book.turn_away(descriptor, peer, "out of memory");
+    end(connection, {.end = End::failed});  // no memory for its coroutine: the connection closes
   }
   keep_sweeping();  // a connection handed over after the loop had ended its sweeps
 }
@@ -422,10 +426,10 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
 }
 
 void UringEngine::Loop::end(UringConnections::iterator connection, const ConnectionResult& result) noexcept {
-  const std::string name = std::move(connection->name);
+  Ticket ticket = std::move(connection->ticket);
   connections_.erase(connection);  // closes the socket
   add(open, -1);
-  context_.book.ended(name, result);
+  ticket.close(result);
 }
 
 }  // namespace fib

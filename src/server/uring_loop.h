@@ -39,9 +39,12 @@ struct UringConnection {
     UringConnection& connection_;
   };
 
-  UringConnection(UringEngine::Loop& loop, Fd connected, std::string peer, const EngineContext& context,
+  UringConnection(UringEngine::Loop& loop, Fd connected, Ticket admitted, const EngineContext& context,
                   ConnectionCounters& totals, SpareSessions& spares)
-      : fd(std::move(connected)), name(std::move(peer)), driver(context.rules, totals, spares), input(loop, *this) {}
+      : ticket(std::move(admitted)),
+        fd(std::move(connected)),
+        driver(context.rules, totals, spares),
+        input(loop, *this) {}
 
   // Takes early input into `space`: the count taken, or the end of input
   // (0, or -errno) once every early byte is taken; nullopt: nothing yet.
@@ -49,8 +52,8 @@ struct UringConnection {
   // Bytes received and not taken yet.
   std::size_t early_bytes() const { return early.size() - early_from; }
 
+  Ticket ticket;  // its place in the book (the peer's address, for the log)
   Fd fd;
-  std::string name;  // the peer's address, for the log
   Wait wait;
   uring::Completion* in_flight = nullptr;  // the send it waits for, if any
   ConnectionDriver driver;

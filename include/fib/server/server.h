@@ -65,10 +65,11 @@ struct ServerStats {
   // Event loops: their threads and CPU time, and the workers with the slow
   // requests handed to them (computing or waiting for one); in the uring
   // mode, the receives that found every buffer of their loop taken, and
-  // waited for the next round.
+  // waited for the next round; in the coroutine mode, the connections
+  // parked (at rest, with no coroutine).
   struct Loops {
     unsigned threads = 0, workers = 0;
-    std::uint64_t cpu_ns = 0, at_workers = 0, buffer_shortages = 0;
+    std::uint64_t cpu_ns = 0, at_workers = 0, buffer_shortages = 0, parked = 0;
     std::vector<std::uint64_t> open{};  // the connections each loop serves now
   };
   std::optional<Loops> loops;
