@@ -6,7 +6,7 @@
 # for the floor section's closed loops), servers alternating round by round.
 # fib_server's uring mode is measured once fib_server has it. Installs what it
 # needs from Debian, builds, measures (bench/compare.py) and writes
-# bench/results/: results.md, results.json, sweep_*.png. About 24 minutes on
+# bench/results/: results.md, results.json, sweep_*.png. About 28 minutes on
 # two cores; QUICK=1 takes about 90 seconds.
 #
 # Usage: bash bench/compare.sh
