@@ -61,8 +61,6 @@ class Ticket {
   ~Ticket() { close({.end = End::failed}); }
 
   explicit operator bool() const { return book_ != nullptr; }
-  // The peer's address, for the log.
-  const std::string& name() const { return name_; }
   // The connection has ended: logged, counted.
   void close(const ConnectionResult& result) noexcept;
   // It cannot be served (no thread, or no memory): tells the client on
@@ -85,7 +83,7 @@ class Ticket {
   Ticket(ConnectionBook& book, std::string name) : book_(&book), name_(std::move(name)) {}
 
   ConnectionBook* book_ = nullptr;
-  std::string name_;
+  std::string name_;  // the peer's address, for the log
 };
 
 class ConnectionBook {

@@ -145,25 +145,23 @@ bool Arrivals::close() {
 
 void CoroutineEngine::hand_over(EventLoop& from, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
   EventLoop& to = *loops_[next_loop()];
-  if (&to != &from && to.arrivals.expect()) {
-    asio::error_code error;
-    Fd fd(socket.release(error));  // on error, still the socket's
-    if (fd) {
-      try {
-        asio::post(to.io, [this, &to, fd = fd.get(), peer] {
-          to.arrivals.landed();
-          arrive(to, Fd(fd), peer);
-        });
-        fd.release();
-        return;
-      } catch (const std::bad_alloc&) {  // no memory to hand it over: served here
-        to.arrivals.landed();
-        return arrive(from, std::move(fd), peer);
-      }
-    }
+  if (&to == &from || !to.arrivals.expect()) return welcome(from, std::move(socket), peer);  // or that loop has ended
+  asio::error_code error;
+  Fd fd(socket.release(error));
+  if (!fd) {  // still the socket's
     to.arrivals.landed();
+    return welcome(from, std::move(socket), peer);
   }
-  welcome(from, std::move(socket), peer);  // this loop's turn, or that loop has ended
+  try {
+    asio::post(to.io, [this, &to, fd = fd.get(), peer] {
+      to.arrivals.landed();
+      arrive(to, Fd(fd), peer);
+    });
+    fd.release();
+  } catch (const std::bad_alloc&) {  // no memory to hand it over: served here
+    to.arrivals.landed();
+    arrive(from, std::move(fd), peer);
+  }
 }
 
 void CoroutineEngine::arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexcept {

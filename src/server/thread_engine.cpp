@@ -75,7 +75,7 @@ void ThreadEngine::connection_thread(ConnectionThreadList::iterator self) {
   // The first job was handed over before this thread started: no lock is
   // needed to read it, and none is taken (hundreds of threads starting at
   // once would otherwise queue for it, a stop's among them).
-  Job job = std::move(*std::exchange(self->job, std::nullopt));
+  Job job = *std::exchange(self->job, std::nullopt);
   std::unique_lock lock(mutex_, std::defer_lock);
   for (;;) {
     serve(job);
@@ -89,7 +89,7 @@ void ThreadEngine::connection_thread(ConnectionThreadList::iterator self) {
       std::erase(parked_, &*self);
       break;
     }
-    job = std::move(*std::exchange(self->job, std::nullopt));
+    job = *std::exchange(self->job, std::nullopt);
     lock.unlock();
   }
   // Retire. Each retiring thread joins the one that retired before it, so at
