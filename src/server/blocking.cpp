@@ -43,7 +43,7 @@ void accept_blocking(const EngineContext& context, const std::function<void(Fd, 
 
 void give_sends_grace(int fd) noexcept {
   try {
-    set_send_timeout(fd, Server::kStopGrace);
+    set_send_timeout(fd, StopState::kGrace);
   } catch (const std::system_error&) {  // the connection is going anyway
   }
 }

@@ -19,7 +19,7 @@ namespace fib {
 void accept_blocking(const EngineContext& context, const std::function<void(Fd, Ticket)>& serve);
 
 // At a stop's timeout: a send in progress on `fd` starts again under the
-// stop's grace (Server::kStopGrace) when the next wake interrupts it.
+// stop's grace (StopState::kGrace) when the next wake interrupts it.
 void give_sends_grace(int fd) noexcept;
 
 // Serves `fd` on the calling thread until the connection ends (see

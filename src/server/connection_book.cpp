@@ -17,7 +17,7 @@
 #include "fib/core/plural.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
-#include "fib/server/server.h"
+#include "fib/server/stats.h"
 
 namespace fib {
 

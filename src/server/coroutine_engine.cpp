@@ -38,7 +38,7 @@ Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
 
 CoroutineEngine::CoroutineEngine(const EngineContext& context) : LoopEngine(context, "event loops") {
   const auto protocol = context.local.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
-  for (unsigned i = 0; i < or_usable_cpus(context.config.threads); ++i) {
+  for (unsigned i = 0; i < context.loops; ++i) {
     auto loop = std::make_unique<EventLoop>(context);
     // Every loop waits on the one listening socket; whichever is free takes
     // the next connection, and hands it to the loop whose turn it is.
@@ -92,7 +92,7 @@ void CoroutineEngine::stop() {
 void CoroutineEngine::abandon() {
   for (const auto& loop : loops_) {
     asio::post(loop->io, [&loop = *loop] {
-      loop.send_limit = Clock::now() + Server::kStopGrace;
+      loop.send_limit = Clock::now() + StopState::kGrace;
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
   }

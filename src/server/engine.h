@@ -12,19 +12,21 @@
 
 #include "connection_book.h"
 #include "fib/core/request_handler.h"
-#include "fib/server/server.h"
+#include "fib/net/socket.h"
+#include "fib/server/outcomes.h"
+#include "fib/server/stats.h"
 #include "rules.h"
 
 namespace fib {
 
 // What every engine is given.
 struct EngineContext {
-  const ServerConfig& config;
   const RequestHandler& handler;
   const ConnectionRules& rules;
   ConnectionBook& book;  // admission, refusals, ends and their log lines
   int listener;          // blocking; stop() shuts it down
   const Endpoint& local;
+  unsigned loops, workers;            // modes with event loops: their threads, and those for slow requests
   std::function<void()> stop_server;  // for an engine that breaks: the server stops
 };
 
@@ -47,7 +49,7 @@ class Engine {
   // From the stop's supervisor, repeatedly until every connection has ended:
   // wakes connections a stop cannot reach otherwise.
   virtual void wake() {}
-  // Past the shutdown timeout: sends in progress get Server::kStopGrace more.
+  // Past the shutdown timeout: sends in progress get StopState::kGrace more.
   virtual void abandon() = 0;
 
   // Descriptors the engine holds itself, kept back from the connection limit.

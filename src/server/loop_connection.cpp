@@ -169,7 +169,7 @@ awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const
         // waits, so its answers stay in order.
         const AtWorkers counted(loop);
         Computed computed = Computed::given_up;
-        co_await asio::co_spawn(workers.executor(), compute(*step.session, fd, rules, computed, sent_early),
+        co_await asio::co_spawn(workers.context(), compute(*step.session, fd, rules, computed, sent_early),
                                 asio::use_awaitable);
         driver.computed(computed);
         break;

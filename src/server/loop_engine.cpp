@@ -8,10 +8,8 @@
 
 namespace fib {
 
-unsigned or_usable_cpus(unsigned n) { return n != 0 ? n : usable_cpus(); }
-
 LoopEngine::LoopEngine(const EngineContext& context, const char* loops_are)
-    : context_(context), workers_(or_usable_cpus(context.config.workers)), loops_are_(loops_are) {}
+    : context_(context), workers_(context.workers), loops_are_(loops_are) {}
 
 void LoopEngine::run() {
   std::vector<std::thread> threads;

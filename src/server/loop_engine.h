@@ -60,7 +60,4 @@ class LoopEngine : public Engine {
   std::atomic<std::size_t> next_loop_{0};
 };
 
-// `n`, or the usable CPUs for 0.
-unsigned or_usable_cpus(unsigned n);
-
 }  // namespace fib

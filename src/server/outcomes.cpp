@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "fib/server/server.h"
+#include "fib/server/stats.h"
 
 namespace fib {
 

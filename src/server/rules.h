@@ -17,10 +17,14 @@ class ComputeGate;
 // piece of a long computation), so it costs nothing until it is set.
 class StopState {
  public:
-  // Connections answer what they have read, send the stopping line and
-  // close, lingering for their clients at most until `close_by`.
-  void begin(Clock::time_point close_by) {
-    close_by_.store(close_by.time_since_epoch().count(), std::memory_order_relaxed);
+  // Past the shutdown timeout, what sends and graceful closes still get.
+  static constexpr std::chrono::milliseconds kGrace{100};
+
+  // Connections answer what they have read until `answer_by` (the shutdown
+  // timeout from now), send the stopping line and close, lingering for their
+  // clients at most a grace past it.
+  void begin(Clock::time_point answer_by) {
+    answer_by_.store(answer_by.time_since_epoch().count(), std::memory_order_relaxed);
     stopping_.store(true, std::memory_order_release);
   }
   // The shutdown timeout has passed: requests are given up, running ones included.
@@ -30,16 +34,18 @@ class StopState {
   // For a blocking receive that a stop interrupts (receive_some).
   const std::atomic<bool>& stopping_flag() const { return stopping_; }
   const std::atomic<bool>& abandon_flag() const { return abandon_; }
-  // Once stopping() has been seen.
-  Clock::time_point close_by() const {
-    (void)stopping_.load(std::memory_order_acquire);  // pairs with begin(): close_by_ is set
-    return Clock::time_point(Clock::duration(close_by_.load(std::memory_order_relaxed)));
+  // Once stopping() has been seen: when requests not answered are given up,
+  // and when the last connection is closed whatever its client does.
+  Clock::time_point answer_by() const {
+    (void)stopping_.load(std::memory_order_acquire);  // pairs with begin(): answer_by_ is set
+    return Clock::time_point(Clock::duration(answer_by_.load(std::memory_order_relaxed)));
   }
+  Clock::time_point close_by() const { return answer_by() + kGrace; }
 
  private:
   std::atomic<bool> stopping_{false};
   std::atomic<bool> abandon_{false};
-  std::atomic<Clock::rep> close_by_{0};
+  std::atomic<Clock::rep> answer_by_{0};
 };
 
 // The idle rule: a connection that completes no valid request, or cannot

@@ -6,12 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "compute_gate.h"
-#include "connection_book.h"
-#include "engine.h"
 #include "fib/core/plural.h"
-#include "fib/server/server.h"
-#include "rules.h"
+#include "server_parts.h"
 
 namespace fib {
 
@@ -30,7 +26,7 @@ constexpr std::chrono::milliseconds kWakeRepeatAfterTimeout{1000};
 // The statistics line: "stats: 3 connections open, ...".
 class StatsReporter {
  public:
-  explicit StatsReporter(const Server& server) : server_(server) {}
+  explicit StatsReporter(const ServerParts& server) : server_(server) {}
 
   void report(bool final) {
     const ServerStats now = server_.stats();
@@ -47,17 +43,17 @@ class StatsReporter {
   }
 
  private:
-  const Server& server_;
+  const ServerParts& server_;
   Clock::time_point last_time_ = Clock::now();
   std::uint64_t last_requests_ = 0;
 };
 
 // Wakes connections until every one has ended; at the shutdown timeout
 // gives up on requests not answered yet and lets sends take at most
-// kStopGrace more.
+// StopState::kGrace more.
 void enforce_stop(Engine& engine, ConnectionBook& book, StopState& stop, ComputeGate& gate,
                   std::chrono::milliseconds timeout) {
-  const Clock::time_point deadline = stop.close_by() - Server::kStopGrace;
+  const Clock::time_point deadline = stop.answer_by();
   book.stopping();
   std::chrono::milliseconds pause = kWakeRepeatFirst;
   bool abandoned = false;
@@ -75,7 +71,7 @@ void enforce_stop(Engine& engine, ConnectionBook& book, StopState& stop, Compute
           "{} connection{} still open after {} ms: requests not answered yet are given up, and {} close{} "
           "within {} ms",
           open, plural_s(open), timeout.count(), open == 1 ? "it" : "they", open == 1 ? "s" : "",
-          Server::kStopGrace.count());
+          StopState::kGrace.count());
     }
     pause = abandoned ? kWakeRepeatAfterTimeout : std::min(pause * 2, kWakeRepeatMax);
     engine.wake();
@@ -87,27 +83,27 @@ void enforce_stop(Engine& engine, ConnectionBook& book, StopState& stop, Compute
 // Takes no lock, which hundreds of connection threads may be queueing for
 // on a busy machine: connections learn of the stop, the listener closes
 // and the engine is told at once; the supervisor does the rest.
-void Server::stop() {
-  if (stop_called_.exchange(true)) return;
-  stop_->begin(Clock::now() + config_.shutdown_timeout + kStopGrace);
-  book_->tell_backlog_stopping(listener_.get());
-  ::shutdown(listener_.get(), SHUT_RD);  // wakes a blocked accept; new clients are refused from here on
-  engine_->stop();
-  stop_posted_.release();
+void ServerParts::stop() {
+  if (stop_called.exchange(true)) return;
+  stop_state.begin(Clock::now() + config.shutdown_timeout);
+  book.tell_backlog_stopping(listener.get());
+  ::shutdown(listener.get(), SHUT_RD);  // wakes a blocked accept; new clients are refused from here on
+  engine->stop();
+  stop_posted.release();
 }
 
 // Until a stop: a statistics line every stats_interval (if set). From the
 // stop: enforces it. Last: the statistics at shutdown, once everything has
 // ended.
-void Server::supervise() {
+void ServerParts::supervise() {
   StatsReporter reporter(*this);
-  const bool reporting = config_.stats_interval.count() > 0;
+  const bool reporting = config.stats_interval.count() > 0;
   // Until stop() has posted, not merely begun: what it wrote before posting
   // is read below.
-  if (!reporting) stop_posted_.acquire();
-  while (reporting && !stop_posted_.try_acquire_for(config_.stats_interval)) reporter.report(false);
-  enforce_stop(*engine_, *book_, *stop_, *gate_, config_.shutdown_timeout);
-  finished_.acquire();
+  if (!reporting) stop_posted.acquire();
+  while (reporting && !stop_posted.try_acquire_for(config.stats_interval)) reporter.report(false);
+  enforce_stop(*engine, book, stop_state, gate, config.shutdown_timeout);
+  finished.acquire();
   if (reporting) reporter.report(true);
 }
 

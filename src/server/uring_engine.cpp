@@ -13,7 +13,7 @@ constexpr unsigned kDescriptorsPerLoop = 2;
 
 UringEngine::UringEngine(const EngineContext& context) : LoopEngine(context, "io_uring loops") {
   uring::check_available();
-  for (unsigned i = 0; i < or_usable_cpus(context.config.threads); ++i) loops_.push_back(std::make_unique<Loop>(*this));
+  for (unsigned i = 0; i < context.loops; ++i) loops_.push_back(std::make_unique<Loop>(*this));
 }
 
 UringEngine::~UringEngine() = default;

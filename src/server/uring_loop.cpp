@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -55,7 +54,7 @@ class Computation final : public uring::Completion {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> handle) {
     handle_ = handle;
-    asio::post(workers_.executor(), [this] {
+    workers_.post([this] {
       computed_ = compute_slow(session_, fd_, rules_);
       mailbox_.post(this);  // its lock orders computed_ before the loop reads it
     });

@@ -107,7 +107,7 @@ struct UringEngine::Loop : LoopTotals {
   };
   bool finished() const { return stopping_ && connections_.empty() && !accepting_; }
   void stopping();
-  void abandoning() { send_limit_ = Clock::now() + Server::kStopGrace; }
+  void abandoning() { send_limit_ = Clock::now() + StopState::kGrace; }
   // The sweeper's tick: cuts what waits past its deadline.
   void sweep();
   // Arms the next tick, unless one is armed or the loop has finished.

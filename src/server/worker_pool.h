@@ -1,21 +1,24 @@
 // Threads that compute slow requests for event loops, at a lower priority
 // than the loops (priority.h), so that quick requests never wait for a CPU
-// behind a computation. Work is posted to executor(); a coroutine awaits it
-// with co_spawn(executor(), ..., use_awaitable).
+// behind a computation. Work is posted with post(); the asio engine's
+// coroutines are spawned on context() instead, and await their end there.
 #pragma once
 
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <optional>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
+
+namespace asio {
+class io_context;
+}  // namespace asio
 
 namespace fib {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(unsigned threads) : io_(static_cast<int>(threads)), count_(threads) {}
-  ~WorkerPool() { join(); }
+  explicit WorkerPool(unsigned threads);
+  ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -24,15 +27,18 @@ class WorkerPool {
   // Once the work posted has run: ends the threads, and joins them.
   void join();
 
-  asio::io_context::executor_type executor() { return io_.get_executor(); }
+  // Runs `work` on one of the threads.
+  void post(std::function<void()> work);
+  // What the threads run, for co_spawn.
+  asio::io_context& context();
   unsigned size() const { return count_; }
 
  private:
   void run();
 
-  asio::io_context io_;
+  struct Queue;  // an io_context, and the claim on it that keeps the threads running
+  std::unique_ptr<Queue> queue_;
   const unsigned count_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_;
   std::vector<std::thread> threads_;
 };
 

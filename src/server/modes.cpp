@@ -1,6 +1,8 @@
-#include "engine.h"
-
+// The table of modes, beside the factory of engines: the one place that
+// names the engines.
 #include "coroutine_engine.h"
+#include "engine.h"
+#include "fib/server/outcomes.h"
 #include "sequential_engine.h"
 #include "thread_engine.h"
 #include "uring_engine.h"
