@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fib/cli/options.h"
+#include "fib/cli/server_options.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/stop_signals.h"
 #include "fib/server/async_log.h"
@@ -60,52 +61,45 @@ bool use_small_thread_stacks() {
 // must be at least a millisecond (and at most a day).
 const CLI::Validator kOffOrMilliseconds = fib::cli::decimal_between(0.001, 86400, "seconds", true);
 
-fib::Mode mode_named(std::string_view name) {
-  const auto modes = fib::modes();
-  const auto row = std::find_if(modes.begin(), modes.end(), [&](const auto& m) { return m.name == name; });
-  return row != modes.end() ? row->mode : fib::Mode::thread;
-}
-
-// "--mode coroutine", or "--mode a or --mode b": the modes with event loops.
-std::string loop_modes() {
-  std::string names;
-  for (const fib::ModeInfo& row : fib::modes()) {
-    if (row.event_loops) names += fmt::format("{}--mode {}", names.empty() ? "" : " or ", row.name);
-  }
-  return names;
-}
-
-// Reads the command line into `config` and `log_level`; returns the exit
-// status to leave with (0 after --help or --version, 2 for bad usage), or -1
-// to carry on.
-// NOLINTNEXTLINE(readability-function-size): long only for its option declarations
-int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level,
-                  std::optional<fib::HostPort>& metrics) {
+// What the options read before it becomes a config: text and seconds, as given.
+struct Arguments {
   std::string address = "127.0.0.1:25000";
   std::string mode = "thread";
   std::string algorithm = "recursive";
   double shutdown_timeout_s = 10.0;
   double idle_timeout_s = 300.0;
   double stats_interval_s = 0.0;
+  std::string metrics_address;
+};
 
-  CLI::App app{
-      "TCP Fibonacci server. Send a number n and a newline; the answer is fib(n) and a newline, or a line starting "
-      "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops "
-      "(epoll or io_uring). "
-      "SIGINT, SIGTERM or SIGHUP stop it gracefully. Exit status: 0 stopped by a signal; 1 could not start (the "
-      "message says why) or a second signal came; 2 bad usage."};
-  fib::cli::add_version_and_address(app, "fib_server", address, "ADDRESS",
-                                    "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port");
-  std::string modes_help;
-  std::vector<std::string> mode_names;
+// The table of modes as the options use it, read in one pass.
+struct ModeChoices {
+  std::string help;                          // --mode's: each mode and what it does
+  std::vector<std::string> names;            // --mode's values
+  std::vector<std::string_view> loop_modes;  // those with event loops, which take --threads and --workers
+};
+
+ModeChoices mode_choices() {
+  ModeChoices choices;
   for (const fib::ModeInfo& row : fib::modes()) {
-    modes_help += fmt::format("{}{}: {}", modes_help.empty() ? "" : "; ", row.name, row.help);
-    mode_names.emplace_back(row.name);
+    choices.help += fmt::format("{}{}: {}", choices.help.empty() ? "" : "; ", row.name, row.help);
+    choices.names.emplace_back(row.name);
+    if (row.event_loops) choices.loop_modes.push_back(row.name);
   }
-  app.add_option("--mode", mode, modes_help)
+  return choices;
+}
+
+const fib::ModeInfo& mode_named(std::string_view name) {
+  const auto modes = fib::modes();
+  const auto row = std::find_if(modes.begin(), modes.end(), [&](const auto& m) { return m.name == name; });
+  return row != modes.end() ? *row : fib::info(fib::Mode::thread);
+}
+
+void add_mode_options(CLI::App& app, Arguments& arguments, fib::ServerConfig& config, const ModeChoices& modes) {
+  app.add_option("--mode", arguments.mode, modes.help)
       ->capture_default_str()
       ->type_name("MODE")
-      ->check(fib::cli::quiet(CLI::IsMember(mode_names)));
+      ->check(fib::cli::quiet(CLI::IsMember(modes.names)));
   app.add_option("--threads", config.threads,
                  "coroutine and uring modes: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
       ->type_name("N")
@@ -118,23 +112,10 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
              fib::kSlowRecursiveN))
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1024));
-  // Options that mean nothing in the mode chosen are refused, not ignored;
-  // so is a recursive cap no request could live up to.
-  app.callback([&] {
-    config.mode = mode_named(mode);
-    for (const char* option : {"--threads", "--workers"}) {
-      if (!fib::info(config.mode).event_loops && app.count(option) > 0)
-        throw CLI::ValidationError(option, fmt::format("only applies to {} (the mode is {})", loop_modes(), mode));
-    }
-    if (algorithm == "recursive" && config.max_n > fib::kMaxRecursive) {
-      throw CLI::ValidationError(
-          "--max-n", fmt::format("{} is too large for --algorithm recursive, where each n costs 1.6 times the one "
-                                 "before (fib(45) about a second, fib({}) tens of seconds, fib(93) millennia): at "
-                                 "most {}; --algorithm iterative answers up to {} in microseconds",
-                                 config.max_n, fib::kMaxRecursive, fib::kMaxRecursive, fib::kMaxIndex));
-    }
-  });
-  app.add_option("--algorithm", algorithm,
+}
+
+void add_computing_options(CLI::App& app, Arguments& arguments, fib::ServerConfig& config) {
+  app.add_option("--algorithm", arguments.algorithm,
                  "recursive: the naive doubly recursive fib, deliberately CPU-bound; iterative: a loop")
       ->capture_default_str()
       ->type_name("ALGORITHM")
@@ -152,7 +133,18 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                              fib::kSlowRecursiveN))
       ->type_name("N")
       ->transform(fib::cli::whole_between(0, 1024));
-  app.add_option("--shutdown-timeout", shutdown_timeout_s,
+}
+
+// Seconds that may be 0 (off), else at least a millisecond.
+void add_off_or_seconds(CLI::App& app, const char* name, double& seconds, const char* help) {
+  app.add_option(name, seconds, help)
+      ->capture_default_str()
+      ->type_name("SECONDS")
+      ->check(fib::cli::quiet(kOffOrMilliseconds));
+}
+
+void add_connection_options(CLI::App& app, Arguments& arguments, fib::ServerConfig& config) {
+  app.add_option("--shutdown-timeout", arguments.shutdown_timeout_s,
                  "seconds a stop lets requests already read run and their answers go out; past it, requests not "
                  "answered yet are given up (0 to 86400)")
       ->capture_default_str()
@@ -163,21 +155,16 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
                  "the descriptor limit less 16; at most 10000000)")
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 10'000'000));
-  // Seconds that may be 0 (off), else at least a millisecond.
-  const auto off_or_seconds = [&app](const char* name, double& seconds, const char* help) {
-    app.add_option(name, seconds, help)
-        ->capture_default_str()
-        ->type_name("SECONDS")
-        ->check(fib::cli::quiet(kOffOrMilliseconds));
-  };
-  off_or_seconds("--idle-timeout", idle_timeout_s,
-                 "seconds; a connection that completes no valid request, or cannot send its replies, for this long "
-                 "is closed (0: never; else 0.001 to 86400)");
-  off_or_seconds("--stats-interval", stats_interval_s,
-                 "seconds between statistics lines (connections open, accepted, refused, requests served, req/s, "
-                 "errors), also logged at shutdown (0: none; else 0.001 to 86400)");
-  std::string metrics_address;
-  app.add_option("--metrics", metrics_address,
+  add_off_or_seconds(app, "--idle-timeout", arguments.idle_timeout_s,
+                     "seconds; a connection that completes no valid request, or cannot send its replies, for this "
+                     "long is closed (0: never; else 0.001 to 86400)");
+  add_off_or_seconds(app, "--stats-interval", arguments.stats_interval_s,
+                     "seconds between statistics lines (connections open, accepted, refused, requests served, "
+                     "req/s, errors), also logged at shutdown (0: none; else 0.001 to 86400)");
+}
+
+void add_output_options(CLI::App& app, Arguments& arguments, std::string& log_level) {
+  app.add_option("--metrics", arguments.metrics_address,
                  "HOST:PORT or :PORT (every IPv4 interface) to serve Prometheus metrics on, at /metrics (for instance "
                  "127.0.0.1:9464; IPv4 only; port 0 picks a free port; default: none)")
       ->type_name("ADDRESS")
@@ -186,17 +173,59 @@ int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string&
       ->capture_default_str()
       ->type_name("LEVEL")
       ->check(fib::cli::quiet(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"})));
+}
 
-  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+// Once every option is read: the mode, looked up here and only here, and
+// what fib::cli refuses in the options taken together.
+void choose_mode_or_refuse(const CLI::App& app, const Arguments& arguments, fib::ServerConfig& config,
+                           const ModeChoices& modes) {
+  const fib::ModeInfo& mode = mode_named(arguments.mode);
+  config.mode = mode.mode;
+  const auto refusal = fib::cli::check_server_options({.mode = arguments.mode,
+                                                       .event_loops = mode.event_loops,
+                                                       .loop_modes = modes.loop_modes,
+                                                       .threads_given = app.count("--threads") > 0,
+                                                       .workers_given = app.count("--workers") > 0,
+                                                       .algorithm = arguments.algorithm,
+                                                       .max_n = config.max_n});
+  if (refusal) throw CLI::ValidationError(refusal->option, refusal->message);
+}
+
+// The rest of the config, from what the options read (already checked).
+void fill_config(const Arguments& arguments, fib::ServerConfig& config, std::optional<fib::HostPort>& metrics) {
   const auto milliseconds = [](double seconds) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(fib::from_seconds(seconds));
   };
-  config.address = fib::parse_host_port(address);
-  config.algorithm = *fib::algorithm_from_string(algorithm);
-  config.shutdown_timeout = milliseconds(shutdown_timeout_s);
-  config.idle_timeout = milliseconds(idle_timeout_s);
-  config.stats_interval = milliseconds(stats_interval_s);
-  if (!metrics_address.empty()) metrics = fib::parse_host_port(metrics_address);
+  config.address = fib::parse_host_port(arguments.address);
+  config.algorithm = *fib::algorithm_from_string(arguments.algorithm);
+  config.shutdown_timeout = milliseconds(arguments.shutdown_timeout_s);
+  config.idle_timeout = milliseconds(arguments.idle_timeout_s);
+  config.stats_interval = milliseconds(arguments.stats_interval_s);
+  if (!arguments.metrics_address.empty()) metrics = fib::parse_host_port(arguments.metrics_address);
+}
+
+// Reads the command line into `config` and `log_level`; returns the exit
+// status to leave with (0 after --help or --version, 2 for bad usage), or -1
+// to carry on.
+int parse_options(int argc, char** argv, fib::ServerConfig& config, std::string& log_level,
+                  std::optional<fib::HostPort>& metrics) {
+  Arguments arguments;
+  const ModeChoices modes = mode_choices();
+  CLI::App app{
+      "TCP Fibonacci server. Send a number n and a newline; the answer is fib(n) and a newline, or a line starting "
+      "\"error: \". A thread per connection (the default), one connection at a time, or coroutines on event loops "
+      "(epoll or io_uring). "
+      "SIGINT, SIGTERM or SIGHUP stop it gracefully. Exit status: 0 stopped by a signal; 1 could not start (the "
+      "message says why) or a second signal came; 2 bad usage."};
+  fib::cli::add_version_and_address(app, "fib_server", arguments.address, "ADDRESS",
+                                    "HOST:PORT, [IPV6]:PORT or :PORT (all interfaces); port 0 picks a free port");
+  add_mode_options(app, arguments, config, modes);
+  add_computing_options(app, arguments, config);
+  add_connection_options(app, arguments, config);
+  add_output_options(app, arguments, log_level);
+  app.callback([&] { choose_mode_or_refuse(app, arguments, config, modes); });
+  if (const int status = fib::cli::parse(app, argc, argv); status >= 0) return status;
+  fill_config(arguments, config, metrics);
   return -1;
 }
 
