@@ -2,7 +2,7 @@
 // the server's listener and serves each connection it admits, with the
 // connection rules of connection_driver.h, until a stop. The server owns the
 // listener, the stop, the supervisor and the engine; make_engine() reads
-// the mode's row in the table of modes (engine.cpp), the one place that
+// the mode's row in the table of modes (modes.cpp), the one place that
 // names the engines.
 #pragma once
 

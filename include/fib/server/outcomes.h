@@ -25,7 +25,7 @@ struct ModeInfo {
   std::unique_ptr<Engine> (*make)(const EngineContext& context);  // the engine that serves in this mode
 };
 // Every mode, in the order of Mode's values: the table beside the engines'
-// factory (src/server/engine.cpp), which everything that lists the modes
+// factory (src/server/modes.cpp), which everything that lists the modes
 // reads (the options, the tests).
 std::span<const ModeInfo> modes();
 const ModeInfo& info(Mode mode);
