@@ -77,12 +77,12 @@ TEST_F(DriverTest, AStopBeforeTheNextReceiveSaysSoAndClosesGracefullyUntilTheSto
   ConnectionDriver driver(rules, counters, session);
   receive(driver, "3\n");
   EXPECT_EQ(send(driver), "2\n");
-  const Clock::time_point close_by = Clock::now() + 1s;
-  stop.begin(close_by);
+  const Clock::time_point answer_by = Clock::now() + 1s;
+  stop.begin(answer_by);
   EXPECT_EQ(send(driver), std::string(kStoppingReply));
   const ConnectionDriver::Step close = driver.next();
   EXPECT_EQ(close.what, Do::close);
-  EXPECT_EQ(close.limits.until, close_by);
+  EXPECT_EQ(close.limits.until, answer_by + StopState::kGrace);  // the grace past the shutdown timeout
   EXPECT_EQ(driver.next().what, Do::done);
   EXPECT_EQ(driver.result().end, End::stopped);
   EXPECT_EQ(driver.result().replies, 1U);  // the stopping line is no reply
