@@ -1,7 +1,5 @@
 #include "uring_engine.h"
 
-#include "uring_loop.h"
-
 namespace fib {
 
 namespace {
@@ -13,7 +11,8 @@ constexpr unsigned kDescriptorsPerLoop = 2;
 
 UringEngine::UringEngine(const EngineContext& context) : LoopEngine(context, "io_uring loops") {
   uring::check_available();
-  for (unsigned i = 0; i < context.loops; ++i) loops_.push_back(std::make_unique<Loop>(*this));
+  for (unsigned i = 0; i < context.loops; ++i)
+    loops_.push_back(std::make_unique<UringLoop>(context, workers_, static_cast<UringLoops&>(*this)));
 }
 
 UringEngine::~UringEngine() = default;

@@ -27,10 +27,11 @@
 #include "engine.h"
 #include "loop_engine.h"
 #include "uring.h"
+#include "uring_loop.h"
 
 namespace fib {
 
-class UringEngine final : public LoopEngine {
+class UringEngine final : public LoopEngine, UringLoops {
  public:
   // Throws std::runtime_error saying why when io_uring cannot be set up.
   explicit UringEngine(const EngineContext& context);
@@ -40,14 +41,14 @@ class UringEngine final : public LoopEngine {
   void abandon() override;
   unsigned descriptors_held() const override;
 
-  struct Loop;
-
  private:
+  UringLoop& next() override { return *loops_[next_loop()]; }
+  void failed(std::exception_ptr error) override { fail(std::move(error)); }
   std::size_t loops() const override { return loops_.size(); }
   void run_loop(std::size_t index) override;
   const LoopTotals& totals(std::size_t index) const override;
 
-  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::unique_ptr<UringLoop>> loops_;
 };
 
 }  // namespace fib

@@ -82,7 +82,7 @@ class Computation final : public uring::Completion {
 // or -errno (-ECANCELED: the sweeper or a stop ended the wait).
 class Receive {
  public:
-  Receive(UringEngine::Loop& loop, UringConnection& connection, std::span<char> space)
+  Receive(UringLoop& loop, UringConnection& connection, std::span<char> space)
       : loop_(loop), connection_(connection), space_(space) {}
 
   bool await_ready() {
@@ -97,7 +97,7 @@ class Receive {
   int await_resume() const { return taken_ ? *taken_ : connection_.got; }
 
  private:
-  UringEngine::Loop& loop_;
+  UringLoop& loop_;
   UringConnection& connection_;
   std::span<char> space_;
   std::optional<int> taken_;
@@ -156,7 +156,7 @@ auto readable_within(uring::Ring& ring, UringConnection& connection, Clock::dura
 // loop's mailbox.
 class Arrival final : public uring::Completion {
  public:
-  explicit Arrival(UringEngine::Loop& to) : to_(to) {}
+  explicit Arrival(UringLoop& to) : to_(to) {}
   void hold(Fd fd) { fd_ = std::move(fd); }
   Fd take() { return std::move(fd_); }
   void complete(int /*result*/, unsigned /*flags*/) override {
@@ -165,16 +165,16 @@ class Arrival final : public uring::Completion {
   }
 
  private:
-  UringEngine::Loop& to_;
+  UringLoop& to_;
   Fd fd_;
 };
 
-UringEngine::Loop::Loop(UringEngine& engine)
-    : engine_(engine), context_(engine.context_), spares_(context_.handler, *context_.rules.stop) {}
+UringLoop::UringLoop(const EngineContext& context, WorkerPool& workers, UringLoops& loops)
+    : context_(context), workers_(workers), loops_(loops), spares_(context_.handler, *context_.rules.stop) {}
 
-UringEngine::Loop::~Loop() = default;
+UringLoop::~UringLoop() = default;
 
-void UringEngine::Loop::run() {
+void UringLoop::run() {
   ring_.emplace(kRingEntries, mailbox);  // here: this thread is the ring's one submitter
   buffers_.emplace(*ring_, kReceiveBuffers, kReceiveBufferBytes);
   clock.start();
@@ -190,18 +190,18 @@ void UringEngine::Loop::run() {
   ring_.reset();
 }
 
-void UringEngine::Loop::Timer::arm(uring::Ring& ring, Clock::duration after) {
+void UringLoop::Timer::arm(uring::Ring& ring, Clock::duration after) {
   when_ = timespec_of(after);
   io_uring_prep_timeout(ring.sqe(this), &when_, 0, 0);
 }
 
-void UringEngine::Loop::accept() {
+void UringLoop::accept() {
   accepting_ = !stopping_;
   if (accepting_)
     io_uring_prep_multishot_accept(ring_->sqe(&acceptor_), context_.listener, nullptr, nullptr, SOCK_CLOEXEC);
 }
 
-void UringEngine::Loop::accepted(int result, unsigned flags) {
+void UringLoop::accepted(int result, unsigned flags) {
   if (result >= 0) {
     accept_policy_.succeeded();
     hand_over(Fd(result));
@@ -219,12 +219,12 @@ void UringEngine::Loop::accepted(int result, unsigned flags) {
       break;
     case AcceptPolicy::Then::broken:
       accepting_ = false;
-      return engine_.fail(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
+      return loops_.failed(std::make_exception_ptr(std::system_error(-result, std::generic_category(), "accept")));
   }
   if ((flags & IORING_CQE_F_MORE) == 0) accept();
 }
 
-void UringEngine::Loop::stopping() {
+void UringLoop::stopping() {
   stopping_ = true;
   if (accepting_) ring_->cancel(&acceptor_);
   // Whoever waits for input hears of the stop now (a coroutine woken may
@@ -235,7 +235,7 @@ void UringEngine::Loop::stopping() {
   }
 }
 
-void UringEngine::Loop::sweep() {
+void UringLoop::sweep() {
   sweeping_ = false;
   const auto cut = [this](UringConnection& connection) {
     if (connection.wait.what == For::send) {
@@ -251,14 +251,14 @@ void UringEngine::Loop::sweep() {
   keep_sweeping();
 }
 
-void UringEngine::Loop::keep_sweeping() {
+void UringLoop::keep_sweeping() {
   if (sweeping_ || finished()) return;
   sweeping_ = true;
   sweeper_.arm(*ring_, stopping_ ? kSweepStopping : sweep_tick(context_.rules.idle));
 }
 
-void UringEngine::Loop::hand_over(Fd fd) {
-  Loop& to = *engine_.loops_[engine_.next_loop()];
+void UringLoop::hand_over(Fd fd) {
+  UringLoop& to = loops_.next();
   std::unique_ptr<Arrival> arrival(&to != this ? new (std::nothrow) Arrival(to) : nullptr);
   if (arrival) {
     arrival->hold(std::move(fd));
@@ -268,7 +268,7 @@ void UringEngine::Loop::hand_over(Fd fd) {
   welcome(std::move(fd));  // this loop's turn, no memory to hand it over, or that loop has ended
 }
 
-void UringEngine::Loop::welcome(Fd fd) {
+void UringLoop::welcome(Fd fd) {
   Endpoint peer;
   peer.length = sizeof peer.storage;
   if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return;  // gone already
@@ -306,7 +306,7 @@ std::optional<int> UringConnection::take(std::span<char> into) {
   return static_cast<int>(n);
 }
 
-void UringEngine::Loop::arm(UringConnection& c) {
+void UringLoop::arm(UringConnection& c) {
   if (c.armed || c.closing || c.starved || c.input_end || c.early_bytes() >= UringConnection::kMaxEarlyBytes) return;
   io_uring_sqe* entry = ring_->sqe(&c.input);
   io_uring_prep_recv_multishot(entry, c.fd.get(), nullptr, 0, 0);
@@ -315,7 +315,7 @@ void UringEngine::Loop::arm(UringConnection& c) {
   c.cancelling = false;
 }
 
-void UringEngine::Loop::input(UringConnection& c, int result, unsigned flags) {
+void UringLoop::input(UringConnection& c, int result, unsigned flags) {
   if ((flags & IORING_CQE_F_MORE) == 0) c.armed = false;
   std::optional<int> taken;
   if ((flags & IORING_CQE_F_BUFFER) != 0) {
@@ -356,12 +356,12 @@ void UringEngine::Loop::input(UringConnection& c, int result, unsigned flags) {
   if (taken) wake(c, *taken);  // last: the coroutine may end the connection
 }
 
-void UringEngine::Loop::wake(UringConnection& connection, int result) {
+void UringLoop::wake(UringConnection& connection, int result) {
   connection.got = result;
   std::exchange(connection.waiter, {}).resume();
 }
 
-void UringEngine::Loop::feed_starved() {
+void UringLoop::feed_starved() {
   if (starved_.empty()) return;
   for (UringConnection* connection : std::exchange(starved_, {})) {
     connection->starved = false;
@@ -369,7 +369,7 @@ void UringEngine::Loop::feed_starved() {
   }
 }
 
-uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) {
+uring::Detached UringLoop::serve(UringConnections::iterator connection) {
   UringConnection& c = *connection;
   ConnectionDriver& driver = c.driver;
   uring::Ring& ring = *ring_;
@@ -405,7 +405,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
         }
         case Do::compute:
           driver.computed(
-              co_await Computation(mailbox, engine_.workers_, at_workers, *step.session, c.fd.get(), context_.rules));
+              co_await Computation(mailbox, workers_, at_workers, *step.session, c.fd.get(), context_.rules));
           break;
         case Do::close: {
           co_await InputEnded(ring, starved_, c);  // what else arrives is the close's to discard
@@ -424,7 +424,7 @@ uring::Detached UringEngine::Loop::serve(UringConnections::iterator connection) 
   end(connection, result);
 }
 
-void UringEngine::Loop::end(UringConnections::iterator connection, const ConnectionResult& result) noexcept {
+void UringLoop::end(UringConnections::iterator connection, const ConnectionResult& result) noexcept {
   Ticket ticket = std::move(connection->ticket);
   connections_.erase(connection);  // closes the socket
   add(open, -1);

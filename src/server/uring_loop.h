@@ -13,10 +13,30 @@
 
 #include "connection_book.h"
 #include "connection_driver.h"
+#include "engine.h"
+#include "loop_engine.h"
 #include "sweep.h"
-#include "uring_engine.h"
+#include "uring.h"
+#include "worker_pool.h"
 
 namespace fib {
+
+struct UringLoop;
+
+// What a loop asks of the engine that runs the loops.
+class UringLoops {
+ public:
+  // The loop the next connection accepted is dealt to (LoopEngine::next_loop).
+  virtual UringLoop& next() = 0;
+  // A loop cannot go on: the failure is kept, and the server stops.
+  virtual void failed(std::exception_ptr error) = 0;
+
+ protected:
+  UringLoops() = default;
+  ~UringLoops() = default;
+  UringLoops(const UringLoops&) = default;
+  UringLoops& operator=(const UringLoops&) = default;
+};
 
 // One connection of a uring loop: its socket, its driver, what its
 // coroutine waits for, and its input. Its receive is one multishot
@@ -31,15 +51,15 @@ struct UringConnection {
   // What the multishot receive completes.
   class Input final : public uring::Completion {
    public:
-    Input(UringEngine::Loop& loop, UringConnection& connection) : loop_(loop), connection_(connection) {}
+    Input(UringLoop& loop, UringConnection& connection) : loop_(loop), connection_(connection) {}
     void complete(int result, unsigned flags) override;
 
    private:
-    UringEngine::Loop& loop_;
+    UringLoop& loop_;
     UringConnection& connection_;
   };
 
-  UringConnection(UringEngine::Loop& loop, Fd connected, Ticket admitted, const EngineContext& context,
+  UringConnection(UringLoop& loop, Fd connected, Ticket admitted, const EngineContext& context,
                   ConnectionCounters& totals, SpareSessions& spares)
       : ticket(std::move(admitted)),
         fd(std::move(connected)),
@@ -72,11 +92,11 @@ struct UringConnection {
 };
 using UringConnections = std::list<UringConnection>;
 
-struct UringEngine::Loop : LoopTotals {
-  explicit Loop(UringEngine& engine);
-  ~Loop();
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
+struct UringLoop : LoopTotals {
+  UringLoop(const EngineContext& context, WorkerPool& workers, UringLoops& loops);
+  ~UringLoop();
+  UringLoop(const UringLoop&) = delete;
+  UringLoop& operator=(const UringLoop&) = delete;
 
   // On the loop's own thread, until a stop has ended every connection.
   void run();
@@ -87,22 +107,22 @@ struct UringEngine::Loop : LoopTotals {
   // The rest is the loop thread's, and its coroutines'.
   class Note final : public uring::Completion {
    public:
-    Note(Loop& loop, void (Loop::*action)()) : loop_(loop), action_(action) {}
+    Note(UringLoop& loop, void (UringLoop::*action)()) : loop_(loop), action_(action) {}
     void complete(int /*result*/, unsigned /*flags*/) override { (loop_.*action_)(); }
 
    private:
-    Loop& loop_;
-    void (Loop::*action_)();
+    UringLoop& loop_;
+    void (UringLoop::*action_)();
   };
   class Timer final : public uring::Completion {
    public:
-    Timer(Loop& loop, void (Loop::*action)()) : loop_(loop), action_(action) {}
+    Timer(UringLoop& loop, void (UringLoop::*action)()) : loop_(loop), action_(action) {}
     void arm(uring::Ring& ring, Clock::duration after);
     void complete(int /*result*/, unsigned /*flags*/) override { (loop_.*action_)(); }
 
    private:
-    Loop& loop_;
-    void (Loop::*action_)();
+    UringLoop& loop_;
+    void (UringLoop::*action_)();
     __kernel_timespec when_{};
   };
   bool finished() const { return stopping_ && connections_.empty() && !accepting_; }
@@ -126,8 +146,9 @@ struct UringEngine::Loop : LoopTotals {
   uring::Detached serve(UringConnections::iterator connection);
   void end(UringConnections::iterator connection, const ConnectionResult& result) noexcept;
 
-  UringEngine& engine_;
   const EngineContext& context_;
+  WorkerPool& workers_;
+  UringLoops& loops_;
   uring::Mailbox mailbox;
   std::optional<uring::Ring> ring_;
   std::optional<uring::BufferRing> buffers_;
@@ -135,11 +156,11 @@ struct UringEngine::Loop : LoopTotals {
   std::vector<UringConnection*> starved_;  // receives ended for want of a buffer
   SpareSessions spares_;
   AcceptPolicy accept_policy_;
-  uring::Callback<Loop, &Loop::accepted> acceptor_{*this};  // the multishot accept
-  Timer accept_pause_{*this, &Loop::accept};
-  Timer sweeper_{*this, &Loop::sweep};
-  Note stop_note{*this, &Loop::stopping};
-  Note abandon_note{*this, &Loop::abandoning};
+  uring::Callback<UringLoop, &UringLoop::accepted> acceptor_{*this};  // the multishot accept
+  Timer accept_pause_{*this, &UringLoop::accept};
+  Timer sweeper_{*this, &UringLoop::sweep};
+  Note stop_note{*this, &UringLoop::stopping};
+  Note abandon_note{*this, &UringLoop::abandoning};
   bool stopping_ = false;                                    // seen on this thread
   bool sweeping_ = false;                                    // the sweeper's tick is in flight
   bool accepting_ = false;                                   // the multishot accept (or its pause) is in flight
