@@ -1,9 +1,9 @@
-// Covers the connection rules (src/server/connection_driver.h) without
+// Covers the connection rules (src/server/rules/connection_driver.h) without
 // sockets: the steps the driver asks for, and how the connection ends,
 // whichever engine performs them.
-#include "connection_driver.h"
+#include "rules/connection_driver.h"
 
-#include "compute_gate.h"
+#include "rules/compute_gate.h"
 
 #include <chrono>
 #include <cstring>

@@ -10,12 +10,12 @@
 #include <memory>
 #include <string>
 
-#include "connection_book.h"
 #include "fib/core/request_handler.h"
 #include "fib/net/socket.h"
 #include "fib/server/outcomes.h"
 #include "fib/server/stats.h"
-#include "rules.h"
+#include "rules/connection_book.h"
+#include "rules/rules.h"
 
 namespace fib {
 

@@ -1,11 +1,11 @@
 // The table of modes, beside the factory of engines: the one place that
 // names the engines.
-#include "coroutine_engine.h"
+#include "asio/asio_engine.h"
+#include "blocking/sequential_engine.h"
+#include "blocking/thread_engine.h"
 #include "engine.h"
 #include "fib/server/outcomes.h"
-#include "sequential_engine.h"
-#include "thread_engine.h"
-#include "uring_engine.h"
+#include "uring/uring_engine.h"
 
 namespace fib {
 
@@ -21,7 +21,7 @@ constexpr std::array kModes{
     ModeInfo{Mode::thread, "thread", "one thread per connection", false, true, make<ThreadEngine>},
     ModeInfo{Mode::sequential, "sequential", "one connection at a time", false, false, make<SequentialEngine>},
     ModeInfo{Mode::coroutine, "coroutine", "a coroutine per connection on event loops, slow requests on worker threads",
-             true, true, make<CoroutineEngine>},
+             true, true, make<AsioEngine>},
     ModeInfo{Mode::uring, "uring", "the same on io_uring rings instead of epoll", true, true, make<UringEngine>},
 };
 

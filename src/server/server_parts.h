@@ -8,13 +8,13 @@
 #include <memory>
 #include <semaphore>
 
-#include "compute_gate.h"
-#include "connection_book.h"
 #include "engine.h"
 #include "fib/core/request_handler.h"
 #include "fib/server/config.h"
 #include "fib/server/stats.h"
-#include "rules.h"
+#include "rules/compute_gate.h"
+#include "rules/connection_book.h"
+#include "rules/rules.h"
 
 namespace fib {
 

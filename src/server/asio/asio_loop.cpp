@@ -1,4 +1,6 @@
 // One connection's steps on its event loop, as a coroutine.
+#include "asio_loop.h"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <asio/write.hpp>
 #include <utility>
 
-#include "coroutine_engine.h"
 #include "fib/net/socket.h"
 
 namespace fib {
@@ -37,13 +38,13 @@ constexpr Clock::duration kParkedSweepMax = 1s;
 // loop's thread.
 class AtWorkers {
  public:
-  explicit AtWorkers(EventLoop& loop) : loop_(loop) { add(loop_.at_workers, 1); }
+  explicit AtWorkers(AsioLoop& loop) : loop_(loop) { add(loop_.at_workers, 1); }
   ~AtWorkers() { add(loop_.at_workers, -1); }
   AtWorkers(const AtWorkers&) = delete;
   AtWorkers& operator=(const AtWorkers&) = delete;
 
  private:
-  EventLoop& loop_;
+  AsioLoop& loop_;
 };
 
 // Computes the slow request `session` stopped at, on a worker (see
@@ -75,7 +76,7 @@ awaitable<void> close_gracefully(asio::ip::tcp::socket& socket, CloseLimits limi
 
 // Sends `bytes` past the first `sent`: at once when the socket takes them
 // (the common case: no suspension), else as the client reads.
-awaitable<void> send(LoopConnection& connection, const ConnectionDriver::Step& step, std::size_t sent) {
+awaitable<void> send(AsioConnection& connection, const ConnectionDriver::Step& step, std::size_t sent) {
   asio::error_code error;
   const std::string_view bytes = step.bytes;
   if (sent < bytes.size())
@@ -97,11 +98,11 @@ awaitable<void> send(LoopConnection& connection, const ConnectionDriver::Step& s
 
 }  // namespace
 
-LoopConnection::LoopConnection(asio::ip::tcp::socket connected, Ticket admitted, const EngineContext& context,
-                               EventLoop& loop)
+AsioConnection::AsioConnection(asio::ip::tcp::socket connected, Ticket admitted, const EngineContext& context,
+                               AsioLoop& loop)
     : ticket(std::move(admitted)), socket(std::move(connected)), driver(context.rules, loop.replies, loop.spares) {}
 
-void LoopConnection::wait_for(For what, Clock::time_point until) {
+void AsioConnection::wait_for(For what, Clock::time_point until) {
   wait.start(what, until);
   park = false;
   rest_sweeps = 0;
@@ -110,17 +111,17 @@ void LoopConnection::wait_for(For what, Clock::time_point until) {
 namespace {
 
 // Cancels the waits of `connections` past their deadline, and of those to park.
-void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now) {
-  const auto cancel = [](LoopConnection& connection) {
+void sweep(AsioLoop& loop, AsioConnections& connections, Clock::time_point now) {
+  const auto cancel = [](AsioConnection& connection) {
     asio::error_code ignored;
     connection.socket.cancel(ignored);
   };
-  const auto cut = [&cancel](LoopConnection& connection) {
+  const auto cut = [&cancel](AsioConnection& connection) {
     if (connection.park) return false;  // cancelled already, to be parked
     cancel(connection);
     return true;
   };
-  const auto at_rest = [&cancel](LoopConnection& connection) {
+  const auto at_rest = [&cancel](AsioConnection& connection) {
     if (!connection.park && connection.wait.what == For::receive && connection.driver.at_rest() &&
         ++connection.rest_sweeps >= kSweepsBeforeParking) {
       connection.park = true;
@@ -132,7 +133,25 @@ void sweep(EventLoop& loop, LoopConnections& connections, Clock::time_point now)
 
 }  // namespace
 
-awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const ConnectionRules& rules,
+bool Arrivals::expect() {
+  const std::lock_guard lock(mutex_);
+  if (closed_) return false;
+  ++posted_;
+  return true;
+}
+
+void Arrivals::landed() {
+  const std::lock_guard lock(mutex_);
+  --posted_;
+}
+
+bool Arrivals::close() {
+  const std::lock_guard lock(mutex_);
+  closed_ = posted_ == 0;
+  return closed_;
+}
+
+awaitable<bool> serve_on_loop(AsioConnection& connection, AsioLoop& loop, const ConnectionRules& rules,
                               WorkerPool& workers) {
   ConnectionDriver& driver = connection.driver;
   const int fd = connection.socket.native_handle();
@@ -180,7 +199,7 @@ awaitable<bool> serve_on_loop(LoopConnection& connection, EventLoop& loop, const
   }
 }
 
-awaitable<void> sweeper(EventLoop& loop, const ConnectionRules& rules) {
+awaitable<void> sweeper(AsioLoop& loop, const ConnectionRules& rules) {
   asio::steady_timer timer(loop.io);
   loop.sweep_timer = &timer;
   const Clock::duration tick = sweep_tick(rules.idle), parked_tick = sweep_tick(rules.idle, kParkedSweepMax);

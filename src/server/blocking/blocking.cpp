@@ -6,8 +6,8 @@
 #include <system_error>
 #include <utility>
 
-#include "compute_gate.h"
-#include "priority.h"
+#include "rules/compute_gate.h"
+#include "rules/priority.h"
 
 namespace fib {
 

@@ -8,8 +8,8 @@
 #include <atomic>
 #include <mutex>
 
-#include "connection_counters.h"
 #include "engine.h"
+#include "rules/connection_counters.h"
 
 namespace fib {
 

@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "fib/core/clock.h"
-#include "priority.h"
+#include "rules/priority.h"
 
 namespace fib {
 

@@ -10,9 +10,9 @@
 #include <mutex>
 #include <string>
 
-#include "connection_counters.h"
 #include "engine.h"
 #include "loop_clock.h"
+#include "rules/connection_counters.h"
 #include "worker_pool.h"
 
 namespace fib {

@@ -1,4 +1,4 @@
-#include "coroutine_engine.h"
+#include "asio_engine.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -36,10 +36,10 @@ Endpoint to_endpoint(const asio::ip::tcp::endpoint& from) {
 
 }  // namespace
 
-CoroutineEngine::CoroutineEngine(const EngineContext& context) : LoopEngine(context, "event loops") {
+AsioEngine::AsioEngine(const EngineContext& context) : LoopEngine(context, "event loops") {
   const auto protocol = context.local.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
   for (unsigned i = 0; i < context.loops; ++i) {
-    auto loop = std::make_unique<EventLoop>(context);
+    auto loop = std::make_unique<AsioLoop>(context);
     // Every loop waits on the one listening socket; whichever is free takes
     // the next connection, and hands it to the loop whose turn it is.
     Fd copy(::fcntl(context.listener, F_DUPFD_CLOEXEC, 0));
@@ -50,14 +50,12 @@ CoroutineEngine::CoroutineEngine(const EngineContext& context) : LoopEngine(cont
   }
 }
 
-CoroutineEngine::~CoroutineEngine() = default;
+AsioEngine::~AsioEngine() = default;
 
-unsigned CoroutineEngine::descriptors_held() const {
-  return kDescriptorsPerLoop * static_cast<unsigned>(loops_.size());
-}
+unsigned AsioEngine::descriptors_held() const { return kDescriptorsPerLoop * static_cast<unsigned>(loops_.size()); }
 
-void CoroutineEngine::run_loop(std::size_t index) {
-  EventLoop& loop = *loops_[index];
+void AsioEngine::run_loop(std::size_t index) {
+  AsioLoop& loop = *loops_[index];
   loop.clock.start();
   const auto on_failure = [this](const std::exception_ptr& error) {
     if (error) fail(error);
@@ -75,21 +73,21 @@ void CoroutineEngine::run_loop(std::size_t index) {
   loop.clock.stop();
 }
 
-void CoroutineEngine::stop() {
+void AsioEngine::stop() {
   for (const auto& loop : loops_) {
     asio::post(loop->io, [&loop = *loop] {
       asio::error_code ignored;
       if (loop.acceptor) loop.acceptor->close(ignored);
       if (loop.accept_pause != nullptr) loop.accept_pause->cancel();  // out of descriptors: stop waiting
-      for (LoopConnection& connection : loop.connections)
+      for (AsioConnection& connection : loop.connections)
         if (connection.wait.what == Wait::For::receive) connection.socket.cancel(ignored);
-      for (LoopConnection& connection : loop.parked) connection.socket.cancel(ignored);
+      for (AsioConnection& connection : loop.parked) connection.socket.cancel(ignored);
       if (loop.sweep_timer != nullptr) loop.sweep_timer->cancel();
     });
   }
 }
 
-void CoroutineEngine::abandon() {
+void AsioEngine::abandon() {
   for (const auto& loop : loops_) {
     asio::post(loop->io, [&loop = *loop] {
       loop.send_limit = Clock::now() + StopState::kGrace;
@@ -98,7 +96,7 @@ void CoroutineEngine::abandon() {
   }
 }
 
-awaitable<void> CoroutineEngine::accept(EventLoop& loop) {
+awaitable<void> AsioEngine::accept(AsioLoop& loop) {
   AcceptPolicy policy;
   asio::steady_timer pause(loop.io);
   loop.accept_pause = &pause;
@@ -125,26 +123,8 @@ awaitable<void> CoroutineEngine::accept(EventLoop& loop) {
   loop.acceptor->close(ignored);
 }
 
-bool Arrivals::expect() {
-  const std::lock_guard lock(mutex_);
-  if (closed_) return false;
-  ++posted_;
-  return true;
-}
-
-void Arrivals::landed() {
-  const std::lock_guard lock(mutex_);
-  --posted_;
-}
-
-bool Arrivals::close() {
-  const std::lock_guard lock(mutex_);
-  closed_ = posted_ == 0;
-  return closed_;
-}
-
-void CoroutineEngine::hand_over(EventLoop& from, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
-  EventLoop& to = *loops_[next_loop()];
+void AsioEngine::hand_over(AsioLoop& from, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
+  AsioLoop& to = *loops_[next_loop()];
   if (&to == &from || !to.arrivals.expect()) return welcome(from, std::move(socket), peer);  // or that loop has ended
   asio::error_code error;
   Fd fd(socket.release(error));
@@ -164,7 +144,7 @@ void CoroutineEngine::hand_over(EventLoop& from, asio::ip::tcp::socket socket, c
   }
 }
 
-void CoroutineEngine::arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexcept {
+void AsioEngine::arrive(AsioLoop& loop, Fd fd, const Endpoint& peer) noexcept {
   asio::error_code error;
   asio::ip::tcp::socket socket(loop.io);
   socket.assign(peer.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.get(), error);
@@ -176,7 +156,7 @@ void CoroutineEngine::arrive(EventLoop& loop, Fd fd, const Endpoint& peer) noexc
   welcome(loop, std::move(socket), peer);
 }
 
-void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
+void AsioEngine::welcome(AsioLoop& loop, asio::ip::tcp::socket socket, const Endpoint& peer) noexcept {
   // Non-blocking for Asio too, not only underneath: a synchronous
   // write_some into a full send buffer then says would_block instead of
   // waiting in poll(), which would hold up every connection of the loop
@@ -185,7 +165,7 @@ void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, con
   socket.non_blocking(true, blocking);
   Ticket ticket = context_.book.admit(socket.native_handle(), peer);
   if (!ticket) return;
-  LoopConnections::iterator connection;
+  AsioConnections::iterator connection;
   try {
     connection = loop.connections.emplace(loop.connections.end(), std::move(socket), std::move(ticket), context_, loop);
   } catch (const std::bad_alloc&) {  // no node: nothing was moved
@@ -196,7 +176,7 @@ void CoroutineEngine::welcome(EventLoop& loop, asio::ip::tcp::socket socket, con
   start(loop, connection);
 }
 
-void CoroutineEngine::start(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+void AsioEngine::start(AsioLoop& loop, AsioConnections::iterator connection) noexcept {
   try {
     asio::co_spawn(loop.io, serve(loop, connection), asio::detached);
   } catch (...) {
@@ -204,7 +184,7 @@ void CoroutineEngine::start(EventLoop& loop, LoopConnections::iterator connectio
   }
 }
 
-awaitable<void> CoroutineEngine::serve(EventLoop& loop, LoopConnections::iterator connection) {
+awaitable<void> AsioEngine::serve(AsioLoop& loop, AsioConnections::iterator connection) {
   ConnectionResult result{.end = End::failed};
   try {
     if (!co_await serve_on_loop(*connection, loop, context_.rules, workers_)) {
@@ -218,8 +198,7 @@ awaitable<void> CoroutineEngine::serve(EventLoop& loop, LoopConnections::iterato
   end(loop, connection, result);
 }
 
-void CoroutineEngine::end(EventLoop& loop, LoopConnections::iterator connection,
-                          const ConnectionResult& result) noexcept {
+void AsioEngine::end(AsioLoop& loop, AsioConnections::iterator connection, const ConnectionResult& result) noexcept {
   Ticket ticket = std::move(connection->ticket);
   loop.connections.erase(connection);  // closes the socket
   add(loop.open, -1);
@@ -229,7 +208,7 @@ void CoroutineEngine::end(EventLoop& loop, LoopConnections::iterator connection,
 // The parked connection's coroutine has ended; what is left waits for input
 // with a plain handler (no frame), and starts a new coroutine when input,
 // the sweeper (idle) or a stop ends the wait.
-void CoroutineEngine::park(EventLoop& loop, LoopConnections::iterator connection) noexcept {
+void AsioEngine::park(AsioLoop& loop, AsioConnections::iterator connection) noexcept {
   if (context_.rules.stop->stopping()) {  // the stop has cancelled every wait already
     start(loop, connection);
     return;

@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "connection_book.h"
-#include "connection_driver.h"
 #include "engine.h"
-#include "loop_engine.h"
-#include "sweep.h"
+#include "loop/loop_engine.h"
+#include "loop/sweep.h"
+#include "loop/worker_pool.h"
+#include "rules/connection_book.h"
+#include "rules/connection_driver.h"
 #include "uring.h"
-#include "worker_pool.h"
 
 namespace fib {
 

@@ -7,7 +7,7 @@
 
 #include "blocking.h"
 #include "fib/net/thread_wake.h"
-#include "priority.h"
+#include "rules/priority.h"
 
 namespace fib {
 

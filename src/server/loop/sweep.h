@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 namespace fib {
 

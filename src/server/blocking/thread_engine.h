@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "connection_counters.h"
 #include "engine.h"
+#include "rules/connection_counters.h"
 
 namespace fib {
 

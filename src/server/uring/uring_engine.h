@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "connection_counters.h"
-#include "connection_driver.h"
 #include "engine.h"
-#include "loop_engine.h"
+#include "loop/loop_engine.h"
+#include "rules/connection_counters.h"
+#include "rules/connection_driver.h"
 #include "uring.h"
 #include "uring_loop.h"
 

@@ -5,11 +5,11 @@
 
 #include <functional>
 
-#include "connection_counters.h"
-#include "connection_driver.h"
 #include "engine.h"
 #include "fib/core/address.h"
 #include "fib/net/socket.h"
+#include "rules/connection_counters.h"
+#include "rules/connection_driver.h"
 
 namespace fib {
 
