@@ -5,16 +5,20 @@
 
 #include "rules/compute_gate.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "fib/core/protocol.h"
 #include "fib/core/request_handler.h"
+#include "test_client.h"
 
 namespace fib {
 namespace {
@@ -183,6 +187,49 @@ TEST_F(DriverTest, WithSparesAConnectionAtRestHoldsNoSessionAndGoesOnWhereItLeft
   receive(driver, "7\n");
   EXPECT_EQ(send(driver), "13\n");
   EXPECT_EQ(driver.result().replies, 2U);
+}
+
+// Turns are counted whatever the limit: with none, every computation runs
+// at once and each is counted while it holds its turn.
+TEST(ComputeGate, WithNoLimitEveryTurnIsGivenAndCounted) {
+  ComputeGate gate{0};
+  CancelFlag never(nullptr);
+  {
+    const ComputeGate::Turn first = gate.enter(never);
+    const ComputeGate::Turn second = gate.enter(never);
+    const ComputeGate::Turn third = gate.enter(never);
+    EXPECT_EQ(gate.running(), 3U);
+    EXPECT_EQ(gate.waiting(), 0U);
+  }
+  EXPECT_EQ(gate.running(), 0U);
+}
+
+// With a limit of one, a second computation waits for the turn the first
+// gives back, and one whose wait is cancelled leaves the queue.
+TEST(ComputeGate, WithALimitTheNextInLineTakesTheTurnGivenBack) {
+  ComputeGate gate{1};
+  CancelFlag never(nullptr);
+  std::optional<ComputeGate::Turn> first(gate.enter(never));
+  std::atomic<bool> admitted{false};
+  std::thread second([&] {
+    const ComputeGate::Turn turn = gate.enter(never);
+    admitted = true;
+  });
+  ASSERT_TRUE(testing::eventually([&] { return gate.waiting() == 1; })) << "the second computation waits";
+  EXPECT_EQ(gate.running(), 1U);
+  EXPECT_FALSE(admitted);
+  first.reset();
+  second.join();
+  EXPECT_TRUE(admitted);
+  EXPECT_EQ(gate.running(), 0U);
+  EXPECT_EQ(gate.waiting(), 0U);
+
+  std::atomic<bool> cancel{true};
+  CancelFlag cancelled(&cancel);
+  const ComputeGate::Turn held = gate.enter(never);
+  const ComputeGate::Turn none = gate.enter(cancelled);  // cancelled at the start: no wait, no turn
+  EXPECT_EQ(gate.running(), 1U);
+  EXPECT_EQ(gate.waiting(), 0U);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ TEST(Coroutine, FastAnswersKeepComingWhileAWorkerComputesFib45) {
   Client slow(running.port());
   Client fast(running.port());
   slow.send("45\n");
-  std::this_thread::sleep_for(50ms);  // the worker is computing
+  ASSERT_TRUE(eventually([&] { return running.server().stats().computing == 1; })) << "the worker computes fib(45)";
   const auto started = Clock::now();
   for (int i = 0; i < 500; ++i) {
     fast.send("1\n");
@@ -67,7 +67,13 @@ TEST(Coroutine, StopWhileWorkersComputeIsBoundedAndTellsEveryClient) {
   Client idle(running.port());
   idle.send("2\n");
   ASSERT_EQ(idle.read_line(), "1");
-  std::this_thread::sleep_for(100ms);
+  // Each connection's first fib(45) handed to the workers (its second waits
+  // behind it), two of them computing.
+  const auto all_handed_over = [&] {
+    const ServerStats stats = running.server().stats();
+    return stats.computing == 2 && stats.loops->at_workers == 6;
+  };
+  ASSERT_TRUE(eventually(all_handed_over)) << "a fib(45) per connection on the workers, two computing";
   const auto started = Clock::now();
   running.stop_and_join();
   const auto took = Clock::now() - started;

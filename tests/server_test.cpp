@@ -237,8 +237,8 @@ TEST_P(ServerTest, StopAnswersRequestsInFlightClosesIdleConnectionsAndJoins) {
   busy.send("1\n");
   ASSERT_EQ(busy.read_line(), "1");
   busy.send("41\n");
-  std::this_thread::sleep_for(50ms);  // let the server start on it
-  running.stop_and_join();            // returns only once every thread is joined
+  ASSERT_TRUE(eventually([&] { return running.server().stats().computing == 1; })) << "fib(41) computing";
+  running.stop_and_join();  // returns only once every thread is joined
   EXPECT_EQ(busy.read_line(0ms), answer(41));
   EXPECT_TRUE(busy.read_stopping_then_eof(0ms));
   for (auto& client : idle) EXPECT_TRUE(client->read_stopping_then_eof(0ms));

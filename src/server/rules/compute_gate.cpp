@@ -12,9 +12,8 @@
 namespace fib {
 
 ComputeGate::Turn ComputeGate::enter(Cancel& cancel) {
-  if (limit_ == 0) return Turn();
   std::unique_lock lock(mutex_);
-  if (running_ < limit_ && queue_.empty()) {
+  if (limit_ == 0 || (running_ < limit_ && queue_.empty())) {
     ++running_;
     return Turn(this);
   }

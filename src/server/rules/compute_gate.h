@@ -24,8 +24,9 @@ class ComputeGate {
   ComputeGate(const ComputeGate&) = delete;
   ComputeGate& operator=(const ComputeGate&) = delete;
 
-  // A turn to compute, given back when it is destroyed; none (nothing to
-  // give back) with no limit, or when the wait for it was cancelled.
+  // A turn to compute, given back when it is destroyed (with no limit too,
+  // so that running() counts every computation); none (nothing to give
+  // back) when the wait for it was cancelled.
   class Turn {
    public:
     Turn() = default;
@@ -51,7 +52,7 @@ class ComputeGate {
   void wake_all();
 
   unsigned limit() const { return limit_; }
-  // Computations running, and waiting for a turn.
+  // Computations running (with or without a limit), and waiting for a turn.
   std::uint64_t running() const;
   std::uint64_t waiting() const;
 
