@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "eventually.h"
 #include "fib/net/socket.h"
 
 extern char** environ;
@@ -123,30 +124,28 @@ double ChildProcess::cpu_seconds() const {
 }
 
 std::optional<int> ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!exit_status_) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    } else if (std::chrono::steady_clock::now() > deadline) {
-      return std::nullopt;
-    } else {
-      std::this_thread::sleep_for(5ms);
-    }
-  }
+  eventually(
+      [&] {
+        int status = 0;
+        if (!exit_status_ && ::waitpid(pid_, &status, WNOHANG) == pid_)
+          exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return exit_status_.has_value();
+      },
+      timeout);
   return exit_status_;
 }
 
 std::uint16_t ChildProcess::wait_for_listening_port() {
   const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
-  for (int i = 0; i < 1000; ++i) {
+  std::uint16_t port = 0;
+  const auto listening_line = [&] {
     std::smatch match;
     const std::string text = err();
-    if (std::regex_search(text, match, listening)) return static_cast<std::uint16_t>(std::stoi(match[1]));
-    std::this_thread::sleep_for(10ms);
-  }
-  ADD_FAILURE() << "no 'listening on' line; stderr:\n" << err();
-  return 0;
+    if (std::regex_search(text, match, listening)) port = static_cast<std::uint16_t>(std::stoi(match[1]));
+    return port != 0;
+  };
+  if (!eventually(listening_line, 10s)) ADD_FAILURE() << "no 'listening on' line; stderr:\n" << err();
+  return port;
 }
 
 std::uint16_t free_port() {

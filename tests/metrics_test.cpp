@@ -22,100 +22,20 @@
 #include "fib/core/fib.h"
 #include "fib/core/line_framer.h"
 #include "fib/net/socket.h"
+#include "metrics_server.h"
 #include "modes.h"
 #include "test_client.h"
 
 namespace fib::testing {
 namespace {
 
-using Samples = std::map<std::string, double>;  // "name{labels}" -> value
 using Clock = std::chrono::steady_clock;
-using Seconds = std::chrono::duration<double>;
 
 // How long the metrics endpoint gives a client for its request's headers
-// (kHeaderTimeout in src/server/metrics.cpp), and how many slow clients it
+// (kHeaderTimeout in src/server/metrics/metrics.cpp), and how many slow clients it
 // serves a scrape past without delay (kExposerWorkers there, less one).
 constexpr auto kHeaderTimeout = 1s;
 constexpr int kSlowClientsWithstood = 127;
-
-// True when `samples` has `name` with that value.
-bool holds(const Samples& samples, const std::string& name, double value) {
-  const auto found = samples.find(name);
-  return found != samples.end() && found->second == value;
-}
-
-// fib_server with --metrics on a free port, and its metrics endpoint.
-class MetricsServer {
- public:
-  explicit MetricsServer(std::vector<std::string> args) : process_(FIB_SERVER_BIN, with_metrics(std::move(args))) {
-    port_ = process_.wait_for_listening_port();
-    std::smatch match;
-    const std::string log = process_.err();
-    if (std::regex_search(log, match, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)")))
-      metrics_port_ = static_cast<std::uint16_t>(std::stoi(match[1]));
-  }
-  ~MetricsServer() {
-    if (!stopped_) stop(10s);
-  }
-  // SIGTERM, then the exit status (nullopt if still running after
-  // `timeout`) and how long after the signal the process had ended.
-  std::pair<std::optional<int>, Seconds> stop(std::chrono::milliseconds timeout) {
-    stopped_ = true;
-    const Clock::time_point start = Clock::now();
-    process_.signal(SIGTERM);
-    const std::optional<int> status = process_.wait_exit(timeout);
-    return {status, Clock::now() - start};
-  }
-  std::uint16_t port() const { return port_; }
-  std::uint16_t metrics_port() const { return metrics_port_; }
-  void signal(int number) { process_.signal(number); }
-  std::string log() const { return process_.err(); }
-
-  // GET /metrics: the response's body, parsed, after checking the status
-  // line. Empty when the request failed.
-  Samples scrape() const {
-    Client http(metrics_port_);
-    http.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    Samples samples;
-    const std::optional<std::string> status = http.read_line(5s);
-    if (!status || status->rfind("HTTP/1.1 200", 0) != 0) {
-      ADD_FAILURE() << "status line: " << status.value_or("(none)");
-      return samples;
-    }
-    bool body = false;
-    while (const std::optional<std::string> line = http.read_line(5s)) {
-      if (!body) {
-        body = *line == "\r";
-        continue;
-      }
-      if (line->empty() || line->front() == '#') continue;
-      const std::size_t space = line->rfind(' ');
-      samples[line->substr(0, space)] = std::stod(line->substr(space + 1));
-    }
-    return samples;
-  }
-
-  // Scrapes until `done` holds for what it read (at most a few seconds).
-  template <typename Done>
-  Samples scrape_until(Done&& done) const {
-    Samples samples = scrape();
-    for (int i = 0; i < 100 && !done(samples); ++i) {
-      std::this_thread::sleep_for(20ms);
-      samples = scrape();
-    }
-    return samples;
-  }
-
- private:
-  static std::vector<std::string> with_metrics(std::vector<std::string> args) {
-    args.insert(args.end(), {"--metrics", "127.0.0.1:0"});
-    return args;
-  }
-  ChildProcess process_;
-  std::uint16_t port_ = 0;
-  std::uint16_t metrics_port_ = 0;
-  bool stopped_ = false;
-};
 
 // What `http` receives until the server closes the connection, or until
 // `give_up`: whether it was closed, and when the last byte or the close came.

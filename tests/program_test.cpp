@@ -17,6 +17,7 @@
 
 #include "child_process.h"
 #include "fib/core/fib.h"
+#include "metrics_server.h"
 #include "modes.h"
 #include "test_client.h"
 
@@ -36,11 +37,7 @@ class ServerProcess : public ChildProcess {
 // Waits until the server's log holds `text` (log lines are written by a
 // background thread, a moment after the event).
 bool log_shows(const ChildProcess& server, const std::string& text) {
-  for (int i = 0; i < 500; ++i) {
-    if (server.err().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
+  return eventually([&] { return server.err().find(text) != std::string::npos; });
 }
 
 TEST(Program, HelpDescribesEveryOption) {
@@ -73,10 +70,10 @@ TEST_P(ProgramTest, SigtermStopsCleanlyWithClientsConnected) {
 }
 
 TEST_P(ProgramTest, SigintLetsTheRequestInFlightFinish) {
-  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
-  Client client(server.wait_for_port());
+  MetricsServer server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
+  Client client(server.port());
   client.send("42\n");
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(42) computing";
   server.signal(SIGINT);
   EXPECT_EQ(client.read_line(30s), std::to_string(fib_iterative(42)));
   EXPECT_TRUE(client.read_stopping_then_eof());
@@ -84,11 +81,11 @@ TEST_P(ProgramTest, SigintLetsTheRequestInFlightFinish) {
 }
 
 TEST_P(ProgramTest, AStopIsTheReasonLoggedEvenAfterTheClientHalfClosed) {
-  ServerProcess server(args({"127.0.0.1:0"}));
-  Client client(server.wait_for_port());
+  MetricsServer server(args({"127.0.0.1:0"}));
+  Client client(server.port());
   client.send("40\n");
-  client.shutdown_write();            // as `nc -N` does once its input ends
-  std::this_thread::sleep_for(50ms);  // fib(40) takes a good part of a second
+  client.shutdown_write();  // as `nc -N` does once its input ends
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(40) computing";
   server.signal(SIGTERM);
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(40)));
   EXPECT_TRUE(client.read_stopping_then_eof());
@@ -97,10 +94,10 @@ TEST_P(ProgramTest, AStopIsTheReasonLoggedEvenAfterTheClientHalfClosed) {
 }
 
 TEST_P(ProgramTest, SecondSignalExitsAtOnce) {
-  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
-  Client client(server.wait_for_port());
+  MetricsServer server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
+  Client client(server.port());
   client.send("45\n45\n45\n");  // many seconds of work
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(45) computing";
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait_exit(200ms), std::nullopt);  // still finishing the work
   server.signal(SIGTERM);
@@ -186,10 +183,10 @@ TEST_P(SignalTest, QuitExitsAtOnce) {
   // No core file from the child: it inherits this limit.
   rlimit no_core{0, 0};
   ASSERT_EQ(::setrlimit(RLIMIT_CORE, &no_core), 0);
-  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
-  Client client(server.wait_for_port());
+  MetricsServer server(args({"127.0.0.1:0", "--shutdown-timeout", "60"}));
+  Client client(server.port());
   client.send("45\n");  // a second or more of work a stop would wait for
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(45) computing";
   server.signal(SIGQUIT);
   EXPECT_EQ(server.wait_exit(500ms), 128 + SIGQUIT);
 }

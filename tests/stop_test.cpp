@@ -24,6 +24,7 @@
 
 #include "child_process.h"
 #include "fib/core/fib.h"
+#include "metrics_server.h"
 #include "modes.h"
 #include "test_client.h"
 
@@ -325,14 +326,14 @@ TEST(Stop, TimeoutCommandIsOneStop) {
 // Two signals a few milliseconds apart, as a script or a supervisor may
 // send, are the same request to stop, even while the stop is under way.
 TEST(Stop, SignalsAFewMillisecondsApartAreOneStop) {
-  ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0"});
-  Client client(server.wait_for_listening_port());
+  MetricsServer server({"127.0.0.1:0"});
+  Client client(server.port());
   client.send("43\n");  // about half a second of work
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(43) computing";
   server.signal(SIGTERM);
   std::this_thread::sleep_for(5ms);
   server.signal(SIGINT);
-  EXPECT_EQ(server.wait_exit(30s), 0) << server.err();
+  EXPECT_EQ(server.wait_exit(30s), 0) << server.log();
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(43)));
   EXPECT_TRUE(client.read_stopping_then_eof());
 }

@@ -11,26 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.h"
 #include "fib/net/socket.h"
 #include "fib/server/server.h"
 
 namespace fib::testing {
 
 using namespace std::chrono_literals;
-
-// Asks `holds` every millisecond until it is true, for at most `within`:
-// whether it came true. What a test waits for is something it can observe
-// (a count in the statistics, a line in a log), not a time it hopes is long
-// enough.
-template <typename Predicate>
-bool eventually(Predicate holds, std::chrono::milliseconds within = 5s) {
-  const auto until = std::chrono::steady_clock::now() + within;
-  for (;;) {
-    if (holds()) return true;
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
 
 // A Server on 127.0.0.1 port 0, its run() on a thread of its own; the
 // destructor stops it and joins.
