@@ -101,7 +101,7 @@ class MetricsServer {
   }
   // Until the server reports `name` at `value` (at most a few seconds): whether it did.
   bool reports(const std::string& name, double value) const {
-    return holds(scrape_until([&](const Samples& s) { return holds(s, name, value); }), name, value);
+    return eventually([&] { return holds(scrape(), name, value); });
   }
 
  private:
