@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "fib/cli/options.h"
@@ -100,16 +101,15 @@ void add_mode_options(CLI::App& app, Arguments& arguments, fib::ServerConfig& co
       ->capture_default_str()
       ->type_name("MODE")
       ->check(fib::cli::quiet(CLI::IsMember(modes.names)));
+  const std::string loop_modes = fmt::format("{} modes", fmt::join(modes.loop_modes, " and "));
   app.add_option("--threads", config.threads,
-                 "coroutine and uring modes: event-loop threads, 1 to 1024 (default: the CPUs this process may use)")
+                 fmt::format("{}: event-loop threads, 1 to 1024 (default: the CPUs this process may use)", loop_modes))
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1024));
-  app.add_option(
-         "--workers", config.workers,
-         fmt::format(
-             "coroutine and uring modes: threads computing slow requests (recursive n of {} or more), at a lower "
-             "priority than the loops, 1 to 1024 (default: the CPUs this process may use)",
-             fib::kSlowRecursiveN))
+  app.add_option("--workers", config.workers,
+                 fmt::format("{}: threads computing slow requests (recursive n of {} or more), at a lower priority "
+                             "than the loops, 1 to 1024 (default: the CPUs this process may use)",
+                             loop_modes, fib::kSlowRecursiveN))
       ->type_name("N")
       ->transform(fib::cli::whole_between(1, 1024));
 }

@@ -195,26 +195,33 @@ INSTANTIATE_TEST_SUITE_P(Modes, SignalTest, all_modes(), mode_name);
 
 // --threads and --workers belong to the modes with event loops: elsewhere
 // they are refused, not ignored; there, the log says what runs.
-TEST(Program, CoroutineOptionsAreRefusedInOtherModesAndHonouredInTheirs) {
-  for (const char* mode : {"thread", "sequential"}) {
+class ModeOptionsTest : public ModeTest {};
+
+TEST_P(ModeOptionsTest, LoopOptionsAreRefusedInOtherModesAndHonouredInTheirs) {
+  const std::string name(to_string(mode()));
+  if (!info(mode()).event_loops) {
+    std::string loop_modes;  // as the refusal names them: "--mode a or --mode b"
+    for (const ModeInfo& row : modes())
+      if (row.event_loops) loop_modes += fmt::format("{}--mode {}", loop_modes.empty() ? "" : " or ", row.name);
     for (const char* option : {"--threads", "--workers"}) {
-      ChildProcess server(FIB_SERVER_BIN, {"127.0.0.1:0", "--mode", mode, option, "2"});
-      EXPECT_EQ(server.wait_exit(5s), 2) << mode << " " << option;
-      EXPECT_NE(server.err().find(std::string(option) +
-                                  ": only applies to --mode coroutine or --mode uring (the mode is " + mode + ")"),
+      ChildProcess server(FIB_SERVER_BIN, args({"127.0.0.1:0", option, "2"}));
+      EXPECT_EQ(server.wait_exit(5s), 2) << option;
+      EXPECT_NE(server.err().find(fmt::format("{}: only applies to {} (the mode is {})", option, loop_modes, name)),
                 std::string::npos)
           << server.err();
     }
+    return;
   }
-  for (const auto& [mode, loops] : {std::pair{"coroutine", "event loops"}, std::pair{"uring", "io_uring loops"}}) {
-    ServerProcess server({"127.0.0.1:0", "--mode", mode, "--threads", "3", "--workers", "1"});
-    Client client(server.wait_for_port());
-    client.send("30\n");
-    EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
-    EXPECT_NE(server.log().find(fmt::format("({} mode, 3 {}, 1 workers,", mode, loops)), std::string::npos)
-        << server.log();
-  }
+  ServerProcess server(args({"127.0.0.1:0", "--threads", "3", "--workers", "1"}));
+  Client client(server.wait_for_port());
+  client.send("30\n");
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
+  const std::string log = server.log();
+  EXPECT_NE(log.find(fmt::format("({} mode, 3 ", name)), std::string::npos) << log;
+  EXPECT_NE(log.find(" loops, 1 workers,"), std::string::npos) << log;
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ModeOptionsTest, all_modes(), mode_name);
 
 // Where io_uring is forbidden (a container's seccomp profile), --mode uring
 // says why and what to use instead, and exits 1; the other modes serve.
