@@ -77,6 +77,14 @@ TEST(LineFramer, ShortPartialMayBeARequestUntilTheClientSendsANewline) {
   EXPECT_EQ(feed(framer, "3\n"), std::vector<std::string>{"23"});
 }
 
+// A client that cannot promise a line per write sends an empty line first.
+TEST(LineFramer, AnEmptyFirstLineMakesEveryPartialALineStillArriving) {
+  LineFramer framer(kMaxRequestLineBytes);
+  EXPECT_TRUE(feed(framer, "\n2").empty());
+  EXPECT_FALSE(framer.partial_may_be_request());
+  EXPECT_EQ(feed(framer, "0\n"), std::vector<std::string>{"20"});
+}
+
 TEST(LineFramer, LongPartialIsALineStillArriving) {
   LineFramer framer(kMaxRequestLineBytes);
   feed(framer, std::string(kMaxUnterminatedRequestBytes, '1'));
