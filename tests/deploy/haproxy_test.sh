@@ -141,6 +141,18 @@ server_states() {  # "fib1 UP fib2 UP fib3 UP"
 }
 all_up() { [[ "$(server_states)" == "fib1 UP fib2 UP fib3 UP " ]]; }
 
+# haproxy_ready: the admin socket is there and HAProxy's own process holds
+# the frontend's listening socket. Being alive is not enough: the admin
+# socket appears before the frontend's bind can fail, and the port may be
+# another process's.
+haproxy_ready() {
+  local inode
+  test -S "$sock" || return 1
+  inode=$(awk -v port=":$(printf '%04X' "$front_port")" '$2 ~ port "$" && $4 == "0A" { print $10; exit }' \
+    /proc/net/tcp)
+  [[ -n "$inode" ]] && ls -l "/proc/$haproxy_pid/fd" 2>/dev/null | grep -q "socket:\[$inode\]"
+}
+
 haproxy_pid=
 front_port=
 for _ in 1 2 3 4 5 6 7 8; do
@@ -155,7 +167,8 @@ for _ in 1 2 3 4 5 6 7 8; do
   haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
   haproxy_pid=$!
   pids+=("$haproxy_pid")
-  if wait_until 5 test -S "$sock" && kill -0 "$haproxy_pid" 2>/dev/null; then break; fi
+  if wait_until 5 haproxy_ready; then break; fi
+  kill -TERM "$haproxy_pid" 2>/dev/null || true
   wait "$haproxy_pid" 2>/dev/null || true
   haproxy_pid=
   [[ -z "$base_port" ]] && grep -qi 'cannot bind\|address already in use' "$work/haproxy.log" && continue
