@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -216,9 +217,10 @@ TEST_P(ModeOptionsTest, LoopOptionsAreRefusedInOtherModesAndHonouredInTheirs) {
   Client client(server.wait_for_port());
   client.send("30\n");
   EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(30)));
+  // "(coroutine mode, 3 event loops, 1 workers,": each engine names its loops.
   const std::string log = server.log();
-  EXPECT_NE(log.find(fmt::format("({} mode, 3 ", name)), std::string::npos) << log;
-  EXPECT_NE(log.find(" loops, 1 workers,"), std::string::npos) << log;
+  EXPECT_TRUE(std::regex_search(log, std::regex(fmt::format(R"(\({} mode, 3 [a-z_ ]*loops, 1 workers,)", name))))
+      << log;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ModeOptionsTest, all_modes(), mode_name);
