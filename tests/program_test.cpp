@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "child_process.h"
+#include "eventually.h"
 #include "fib/core/fib.h"
 #include "metrics_server.h"
 #include "modes.h"
@@ -155,12 +156,12 @@ TEST(Program, FloatingPointOptionsRefuseWhatIsNotADecimalNumber) {
 class SignalTest : public ModeTest {};
 
 TEST_P(SignalTest, HangupStopsGracefully) {
-  ServerProcess server(args({"127.0.0.1:0"}));
-  Client client(server.wait_for_port());
-  client.send("32\n");
-  std::this_thread::sleep_for(20ms);
+  MetricsServer server(args({"127.0.0.1:0"}));
+  Client client(server.port());
+  client.send("40\n");
+  ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(40) computing";  // read, so answered
   server.signal(SIGHUP);
-  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(32)));
+  EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(40)));
   EXPECT_TRUE(client.read_stopping_then_eof());
   EXPECT_EQ(server.wait_exit(10s), 0);
   EXPECT_NE(server.log().find("Hangup received: answering what was read"), std::string::npos) << server.log();
@@ -470,8 +471,8 @@ TEST_P(ProgramTest, RestartRightAfterAStopBindsAtOnce) {
 }
 
 TEST_P(ProgramTest, StopUnderLoadDeliversEveryAnswerInFlight) {
-  ServerProcess server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
-  const std::uint16_t port = server.wait_for_port();
+  MetricsServer server(args({"127.0.0.1:0", "--shutdown-timeout", "120"}));
+  const std::uint16_t port = server.port();
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 50; ++i) {
     idle.push_back(std::make_unique<Client>(port));
@@ -485,7 +486,15 @@ TEST_P(ProgramTest, StopUnderLoadDeliversEveryAnswerInFlight) {
     ASSERT_EQ(busy.back()->read_line(), "1");
     busy.back()->send("38\n39\n");
   }
-  std::this_thread::sleep_for(50ms);
+  // Read, every one: computing, waiting for a turn or for a worker.
+  const auto slow_requests = [](const Samples& samples) {
+    double sum = 0;
+    for (const std::string& name : {kComputing, std::string(R"(fib_server_slow_requests{state="waiting_turn"})"),
+                                    std::string("fib_server_slow_requests_waiting")})
+      if (const auto found = samples.find(name); found != samples.end()) sum += found->second;
+    return sum;
+  };
+  ASSERT_TRUE(eventually([&] { return slow_requests(server.scrape()) == 4; })) << "4 slow requests read";
   server.signal(SIGTERM);
   for (auto& client : busy) {
     EXPECT_EQ(client->read_line(60s), std::to_string(fib_iterative(38)));
