@@ -250,9 +250,10 @@ TEST_P(HardeningTest, ClientThatStopsReadingNeverHoldsUpAnotherOnItsLoop) {
     }
     std::this_thread::sleep_for(2ms);
   }
-  const auto took = std::chrono::steady_clock::now() - start;
+  // How soon depends on how fast the machine fills the buffers on both
+  // sides (2 s here, 6 s under ThreadSanitizer on a busy machine): 10 s is
+  // the bound.
   EXPECT_TRUE(closed) << "still connected after 10 s with a 1 s idle timeout";
-  EXPECT_LT(took, 5s);
   EXPECT_EQ(unanswered, 0);
   EXPECT_LT(slowest, 500ms) << "another client waited "
                             << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count() << " ms";

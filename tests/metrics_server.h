@@ -32,10 +32,14 @@ inline bool holds(const Samples& samples, const std::string& name, double value)
   return found != samples.end() && found->second == value;
 }
 
-// fib_server with --metrics on a free port, and its metrics endpoint.
+// fib_server with --metrics on a free port, and its metrics endpoint;
+// started by `launcher` when one is given (a program and its first
+// arguments, timeout(1) say), which signal() then signals.
 class MetricsServer {
  public:
-  explicit MetricsServer(std::vector<std::string> args) : process_(FIB_SERVER_BIN, with_metrics(std::move(args))) {
+  explicit MetricsServer(std::vector<std::string> args, std::vector<std::string> launcher = {})
+      : process_(launcher.empty() ? FIB_SERVER_BIN : launcher.front(),
+                 launched(launcher, with_metrics(std::move(args)))) {
     port_ = process_.wait_for_listening_port();
     std::smatch match;
     const std::string log = process_.err();
@@ -108,6 +112,14 @@ class MetricsServer {
   static std::vector<std::string> with_metrics(std::vector<std::string> args) {
     args.insert(args.end(), {"--metrics", "127.0.0.1:0"});
     return args;
+  }
+  // The launcher's arguments, then fib_server and its own.
+  static std::vector<std::string> launched(std::vector<std::string> launcher, const std::vector<std::string>& args) {
+    if (launcher.empty()) return args;
+    launcher.erase(launcher.begin());
+    launcher.push_back(FIB_SERVER_BIN);
+    launcher.insert(launcher.end(), args.begin(), args.end());
+    return launcher;
   }
   ChildProcess process_;
   std::uint16_t port_ = 0;

@@ -310,19 +310,22 @@ TEST_P(StopTest, LogSaysHowManyMessagesWereDroppedOnceStderrMovesAgain) {
   EXPECT_NE(server.log().find("stopped"), std::string::npos);
 }
 
-// timeout(1) signals the server, then its whole process group, at once:
-// that is one request to stop, and the stop is clean. A request is running
-// when the signals come, so the stop is still under way when the second one
-// arrives.
+// timeout(1) passes a signal on to the server, then to its whole process
+// group, at once (the same handler as when its time is up, which a test
+// cannot time against the server's reading): that is one request to stop,
+// and the stop is clean. A request is running when the signals come, so
+// the stop is still under way when the second one arrives.
 TEST(Stop, TimeoutCommandIsOneStop) {
   for (int round = 0; round < 3; ++round) {
-    ChildProcess timed("/usr/bin/timeout", {"--preserve-status", "0.5", FIB_SERVER_BIN, "127.0.0.1:0"});
-    Client client(timed.wait_for_listening_port());
+    MetricsServer timed({"127.0.0.1:0"}, {"/usr/bin/timeout", "--preserve-status", "600"});
+    Client client(timed.port());
     client.send("44\n");  // most of a second of work
-    EXPECT_EQ(timed.wait_exit(30s), 0) << timed.err();
+    ASSERT_TRUE(timed.reports(kComputing, 1)) << "fib(44) computing";
+    timed.signal(SIGTERM);  // to timeout(1), which passes it on
+    EXPECT_EQ(timed.wait_exit(30s), 0) << timed.log();
     EXPECT_EQ(client.read_line(), std::to_string(fib_iterative(44)));
     EXPECT_TRUE(client.read_stopping_then_eof());
-    EXPECT_NE(timed.err().find("stopped"), std::string::npos) << timed.err();
+    EXPECT_NE(timed.log().find("stopped"), std::string::npos) << timed.log();
   }
 }
 
