@@ -317,7 +317,7 @@ TEST_P(StopTest, LogSaysHowManyMessagesWereDroppedOnceStderrMovesAgain) {
 // the stop is still under way when the second one arrives.
 TEST(Stop, TimeoutCommandIsOneStop) {
   for (int round = 0; round < 3; ++round) {
-    MetricsServer timed({"127.0.0.1:0"}, {"/usr/bin/timeout", "--preserve-status", "600"});
+    MetricsServer timed({"127.0.0.1:0", "--shutdown-timeout", "120"}, {"/usr/bin/timeout", "--preserve-status", "600"});
     Client client(timed.port());
     client.send("44\n");  // most of a second of work
     ASSERT_TRUE(timed.reports(kComputing, 1)) << "fib(44) computing";
@@ -332,7 +332,7 @@ TEST(Stop, TimeoutCommandIsOneStop) {
 // Two signals a few milliseconds apart, as a script or a supervisor may
 // send, are the same request to stop, even while the stop is under way.
 TEST(Stop, SignalsAFewMillisecondsApartAreOneStop) {
-  MetricsServer server({"127.0.0.1:0"});
+  MetricsServer server({"127.0.0.1:0", "--shutdown-timeout", "120"});
   Client client(server.port());
   client.send("43\n");  // about half a second of work
   ASSERT_TRUE(server.reports(kComputing, 1)) << "fib(43) computing";
