@@ -222,6 +222,7 @@ TEST_P(ConcurrentMetricsTest, RefusedConnectionsAreCountedByReason) {
       [](const Samples& s) { return holds(s, R"(fib_server_connections_refused_total{reason="over_limit"})", 1); });
   EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="over_limit"})"), 1);
   EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="no_thread"})"), 0);
+  EXPECT_EQ(samples.at(R"(fib_server_connections_refused_total{reason="no_memory"})"), 0);
   EXPECT_EQ(samples.at("fib_server_connections_accepted_total"), 2);
   EXPECT_EQ(samples.at("fib_server_connections_open"), 1);
 }

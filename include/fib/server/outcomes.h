@@ -52,7 +52,7 @@ inline constexpr std::size_t kConnectionEnds = kEnds.size();
 std::string_view to_string(End end);
 
 // Why an accepted connection was not served.
-enum class Refusal { over_limit, no_thread };
+enum class Refusal { over_limit, no_thread, no_memory };
 
 struct RefusalInfo {
   Refusal refusal;
@@ -61,7 +61,8 @@ struct RefusalInfo {
 };
 inline constexpr std::array kRefusals{
     RefusalInfo{Refusal::over_limit, "over_limit", "--max-connections open"},
-    RefusalInfo{Refusal::no_thread, "no_thread", "no thread or memory for it"},
+    RefusalInfo{Refusal::no_thread, "no_thread", "no thread for it (thread mode)"},
+    RefusalInfo{Refusal::no_memory, "no_memory", "no memory for it (the loop modes)"},
 };
 inline constexpr std::size_t kRefusalKinds = kRefusals.size();
 

@@ -149,7 +149,7 @@ void AsioEngine::arrive(AsioLoop& loop, Fd fd, const Endpoint& peer) noexcept {
   asio::ip::tcp::socket socket(loop.io);
   socket.assign(peer.storage.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.get(), error);
   if (error) {  // no memory to watch it: refused as welcome() would
-    if (Ticket ticket = context_.book.admit(fd.get(), peer)) ticket.turn_away(fd.get(), "out of memory");
+    if (Ticket ticket = context_.book.admit(fd.get(), peer)) ticket.turn_away(fd.get(), Refusal::no_memory);
     return;
   }
   fd.release();
@@ -169,7 +169,7 @@ void AsioEngine::welcome(AsioLoop& loop, asio::ip::tcp::socket socket, const End
   try {
     connection = loop.connections.emplace(loop.connections.end(), std::move(socket), std::move(ticket), context_, loop);
   } catch (const std::bad_alloc&) {  // no node: nothing was moved
-    ticket.turn_away(socket.native_handle(), "out of memory");
+    ticket.turn_away(socket.native_handle(), Refusal::no_memory);
     return;  // the socket closes
   }
   add(loop.open, 1);

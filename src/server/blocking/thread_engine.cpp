@@ -36,7 +36,7 @@ void ThreadEngine::hand_over(Fd fd, Ticket ticket) {
     self = live_.emplace(live_.end());
   } catch (const std::bad_alloc&) {
     lock.unlock();
-    ticket.turn_away(fd.get(), "out of memory");
+    ticket.turn_away(fd.get(), Refusal::no_thread, "out of memory");
     return;
   }
   self->fd = fd.get();
@@ -64,7 +64,7 @@ void ThreadEngine::start_thread(Fd& fd, Ticket& ticket, LiveList::iterator self,
   } catch (const std::exception& e) {  // std::system_error, or std::bad_alloc
     live_.erase(self);
     lock.unlock();
-    ticket.turn_away(fd.get(), e.what());
+    ticket.turn_away(fd.get(), Refusal::no_thread, e.what());
   }
 }
 

@@ -69,8 +69,8 @@ void Ticket::close(const ConnectionResult& result) noexcept {
   if (book_ != nullptr) std::exchange(book_, nullptr)->ended(name_, result);
 }
 
-void Ticket::turn_away(int fd, std::string_view why) noexcept {
-  if (book_ != nullptr) std::exchange(book_, nullptr)->turned_away(fd, name_, why);
+void Ticket::turn_away(int fd, Refusal reason, std::string_view detail) noexcept {
+  if (book_ != nullptr) std::exchange(book_, nullptr)->turned_away(fd, name_, reason, detail);
 }
 
 Ticket ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
@@ -105,10 +105,15 @@ Ticket ConnectionBook::admit(int fd, const Endpoint& peer) noexcept {
   return {};
 }
 
-void ConnectionBook::turned_away(int fd, std::string_view peer, std::string_view why) noexcept {
-  const std::uint64_t count = refused(Refusal::no_thread);
-  log(spdlog::level::warn, "cannot start a thread for {}: {} ({} so far)", peer, why, count);
-  hang_up(fd, "error: server cannot start a thread for this connection; try again later\n");
+void ConnectionBook::turned_away(int fd, std::string_view peer, Refusal reason, std::string_view detail) noexcept {
+  const std::uint64_t count = refused(reason);
+  if (reason == Refusal::no_thread) {
+    log(spdlog::level::warn, "cannot start a thread for {}: {} ({} so far)", peer, detail, count);
+    hang_up(fd, "error: server cannot start a thread for this connection; try again later\n");
+  } else {
+    log(spdlog::level::warn, "no memory to serve {} ({} so far)", peer, count);
+    hang_up(fd, "error: server out of memory for this connection; try again later\n");
+  }
   open_.fetch_sub(1, std::memory_order_seq_cst);
   if (stopping_.load(std::memory_order_seq_cst)) {
     const std::lock_guard lock(mutex_);

@@ -1,6 +1,6 @@
 // The connections an engine accepts, from admission to end, counted and
 // logged in one place whatever the engine: admitted or refused (over the
-// limit, or no thread or memory for it), opened, ended and how; the accept
+// limit, no thread for it, no memory for it), opened, ended and how; the accept
 // policy (what a failed accept means, and the pause when resources run
 // out); the clients a stop finds waiting to be accepted; and the wait for
 // the last connection to end.
@@ -63,9 +63,10 @@ class Ticket {
   explicit operator bool() const { return book_ != nullptr; }
   // The connection has ended: logged, counted.
   void close(const ConnectionResult& result) noexcept;
-  // It cannot be served (no thread, or no memory): tells the client on
-  // `fd`, starts a graceful close, counts it refused.
-  void turn_away(int fd, std::string_view why) noexcept;
+  // It cannot be served (`reason`: no thread, or no memory; `detail`:
+  // what failed, for the log): tells the client on `fd`, starts a graceful
+  // close, counts it refused.
+  void turn_away(int fd, Refusal reason, std::string_view detail = {}) noexcept;
   // Closes with what `serve` returns, or as failed when it throws (out of
   // memory): the life of a connection served on the calling thread.
   template <typename Serve>
@@ -119,7 +120,7 @@ class ConnectionBook {
  private:
   friend class Ticket;
   void ended(std::string_view peer, const ConnectionResult& result) noexcept;
-  void turned_away(int fd, std::string_view peer, std::string_view why) noexcept;
+  void turned_away(int fd, std::string_view peer, Refusal reason, std::string_view detail) noexcept;
   // Counts a refusal; returns how many of its kind there have been.
   std::uint64_t refused(Refusal why) {
     return refused_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_release) + 1;

@@ -279,7 +279,7 @@ void UringLoop::welcome(Fd fd) {
     connection =
         connections_.emplace(connections_.end(), *this, std::move(fd), std::move(ticket), context_, replies, spares_);
   } catch (const std::bad_alloc&) {  // no node: nothing was moved
-    ticket.turn_away(fd.get(), "out of memory");
+    ticket.turn_away(fd.get(), Refusal::no_memory);
     return;  // the socket closes
   }
   add(open, 1);
